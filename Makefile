@@ -1,0 +1,22 @@
+# The two commands of the README. Both set everything up from nothing (see .ci/bootstrap).
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+DEMO ?= demo
+
+.PHONY: setup demo test lint bench
+setup:
+	@.ci/bootstrap
+
+demo: setup
+	@test -d $(DEMO)/images || .venv/bin/cvpipe sample-data $(DEMO)/images --kind shapes --count 300
+	.venv/bin/cvpipe run --images $(DEMO)/images --output $(DEMO)/run
+
+test:
+	@CVPIPE_BROWSER=1 .ci/bootstrap
+	.venv/bin/python -m pytest tests
+
+lint: setup
+	.venv/bin/ruff check components pipelines tests bench
+
+bench: setup
+	.venv/bin/python bench/ingest.py

@@ -1,0 +1,10 @@
+"""cvpipe's custom TFX components.
+
+TensorFlow 2.16 maps ``tf.keras`` to Keras 3 unless TF_USE_LEGACY_KERAS is set before TensorFlow is
+first imported; multi-worker training and keras-tuner 1.3.5 need tf-keras (Keras 2). Every cvpipe
+entry point imports this package (or ``pipelines``) first, so the choice is made here once.
+"""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

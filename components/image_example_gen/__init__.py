@@ -1,0 +1,1 @@
+"""ImageExampleGen: a TFX ExampleGen for folders of camera images (see README.md)."""

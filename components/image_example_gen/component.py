@@ -1,0 +1,79 @@
+"""ImageExampleGen: TFX component spec and class.
+
+    example_gen = ImageExampleGen(input_base="data/span-{SPAN}", options=IngestOptions())
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
+"""
+
+from __future__ import annotations
+
+from tfx import types
+from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
+
+from components.image_example_gen import spec
+from components.image_example_gen.executor import Executor
+from components.image_example_gen.ingest import IngestOptions
+
+
+class ImageCatalog(types.Artifact):
+    """catalog.parquet (one row per input file), summary.json and labels.txt of one ingestion."""
+
+    TYPE_NAME = "cvpipe.ImageCatalog"
+
+
+class ImageExampleGenSpec(types.ComponentSpec):
+    PARAMETERS = {
+        spec.INPUT_BASE_KEY: ExecutionParameter(type=str),
+        spec.MANIFEST_KEY: ExecutionParameter(type=str, optional=True),
+        spec.SPAN_KEY: ExecutionParameter(type=int, optional=True),
+        spec.OPTIONS_KEY: ExecutionParameter(type=str),
+        # Changes whenever an input file is added, removed or modified, so ML Metadata's cache
+        # never serves examples of data that has since changed.
+        spec.INPUT_FINGERPRINT_KEY: ExecutionParameter(type=str, optional=True),
+    }
+    INPUTS = {}
+    OUTPUTS = {
+        spec.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
+        spec.CATALOG_KEY: ChannelParameter(type=ImageCatalog),
+    }
+
+
+class ImageExampleGen(base_beam_component.BaseBeamComponent):
+    """Turns a folder of images (class folders or a manifest) into TFRecords plus a catalog.
+
+    Args:
+      input_base: image root, optionally with one ``{SPAN}`` (the latest span is ingested).
+      manifest: optional CSV/JSONL manifest (``path``, ``label``, extra columns); may hold ``{SPAN}``.
+      span: ingest this span instead of the latest.
+      options: how images are validated, normalised and split.
+      input_fingerprint: digest of the input files (``discovery.fingerprint``) for cache keys.
+    """
+
+    SPEC_CLASS = ImageExampleGenSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+    def __init__(
+        self,
+        input_base: str,
+        manifest: str | None = None,
+        span: int | None = None,
+        options: IngestOptions | None = None,
+        input_fingerprint: str | None = None,
+    ):
+        options = options or IngestOptions()
+        if not input_base:
+            raise ValueError("input_base is required")
+        if span is not None and span < 0:
+            raise ValueError(f"span must be non-negative, got {span}")
+        super().__init__(ImageExampleGenSpec(
+            **{
+                spec.INPUT_BASE_KEY: input_base,
+                spec.MANIFEST_KEY: manifest,
+                spec.SPAN_KEY: span,
+                spec.OPTIONS_KEY: options.to_json(),
+                spec.INPUT_FINGERPRINT_KEY: input_fingerprint,
+                spec.EXAMPLES_KEY: types.Channel(type=standard_artifacts.Examples),
+                spec.CATALOG_KEY: types.Channel(type=ImageCatalog),
+            }
+        ))

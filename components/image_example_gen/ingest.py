@@ -1,0 +1,288 @@
+"""The ingestion as a Beam pipeline: candidates in; sharded gzipped TFRecords, catalog, summary out.
+
+Memory stays flat as the number of images grows: image bytes never cross a shuffle. A first pass
+reads each file only to hash it; duplicates are resolved on (sha256, path) pairs; a second pass
+re-reads each kept file, verifies and normalises it, and writes it straight to its split's sink.
+
+    >>> with beam.Pipeline() as p:
+    ...     write_ingestion(p, discovery, options, span=0, examples_dir="out/examples",
+    ...                     catalog_dir="out")
+    >>> summarize("out")["ingested"]
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import json
+import os
+from typing import Any, Iterable
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+
+from components.image_example_gen import spec
+from components.image_example_gen.discovery import Candidate, Discovery
+from components.image_example_gen.imaging import ImageOptions, Rejected, inspect_image
+from components.image_example_gen.records import (
+    assign_split,
+    catalog_row,
+    catalog_schema,
+    encode_example,
+)
+
+_CATALOG = "catalog"
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestOptions:
+    """Everything that decides what ingestion produces (serialised into the component's config)."""
+
+    image: ImageOptions = ImageOptions()
+    splits: tuple[tuple[str, int], ...] = spec.DEFAULT_SPLITS
+
+    def __post_init__(self):
+        names = [name for name, _ in self.splits]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"split names must be unique and non-empty, got {names}")
+        if any(weight < 0 for _, weight in self.splits) or sum(w for _, w in self.splits) <= 0:
+            raise ValueError(f"split weights must be non-negative with a positive sum: {self.splits}")
+
+    @property
+    def split_names(self) -> list[str]:
+        return [name for name, _ in self.splits]
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "IngestOptions":
+        raw = json.loads(text)
+        image = raw.get("image", {})
+        image = ImageOptions(**{
+            k: tuple(v) if isinstance(v, list) else v for k, v in image.items()
+        })
+        splits = tuple((str(name), int(weight)) for name, weight in raw.get("splits", spec.DEFAULT_SPLITS))
+        return cls(image=image, splits=splits)
+
+
+class _HashFile(beam.DoFn):
+    """Reads a file once to hash it; unreadable and empty files go to the catalog."""
+
+    def __init__(self, root: str, schema, span: int):
+        self._root = root
+        self._schema = schema
+        self._span = span
+
+    def process(self, candidate: Candidate):
+        full = os.path.join(self._root, candidate.path)
+        try:
+            with open(full, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            yield beam.pvalue.TaggedOutput(_CATALOG, _rejected_row(
+                self._schema, candidate, self._span, spec.UNREADABLE_FILE, f"{type(e).__name__}: {e}"))
+            return
+        if not data:
+            yield beam.pvalue.TaggedOutput(_CATALOG, _rejected_row(
+                self._schema, candidate, self._span, spec.EMPTY_FILE, "file has zero bytes",
+                byte_size=0))
+            return
+        yield hashlib.sha256(data).hexdigest(), (candidate, len(data))
+
+
+class _PickFirst(beam.DoFn):
+    """Keeps the lexicographically first path of each content hash; the rest are duplicates."""
+
+    def __init__(self, schema, span: int):
+        self._schema = schema
+        self._span = span
+
+    def process(self, element):
+        sha, entries = element
+        entries = sorted(entries, key=lambda e: e[0].path)
+        first, byte_size = entries[0]
+        yield sha, first, byte_size
+        for candidate, size in entries[1:]:
+            yield beam.pvalue.TaggedOutput(_CATALOG, catalog_row(
+                self._schema, path=candidate.path, status=spec.DUPLICATE, reason=spec.DUPLICATE,
+                detail=f"same content as {first.path}", span=self._span, label=candidate.label,
+                sha256=sha, byte_size=size, duplicate_of=first.path, **dict(candidate.extras)))
+
+
+class _InspectAndEncode(beam.DoFn):
+    """Re-reads a kept file, verifies and normalises it, and emits its example and catalog row."""
+
+    def __init__(self, root: str, options: IngestOptions, vocabulary: list[str], schema, span: int):
+        self._root = root
+        self._options = options
+        self._index = {label: i for i, label in enumerate(vocabulary)}
+        self._schema = schema
+        self._span = span
+
+    def process(self, element):
+        sha, candidate, byte_size = element
+        full = os.path.join(self._root, candidate.path)
+        try:
+            with open(full, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            yield beam.pvalue.TaggedOutput(_CATALOG, _rejected_row(
+                self._schema, candidate, self._span, spec.UNREADABLE_FILE, f"{type(e).__name__}: {e}"))
+            return
+        if hashlib.sha256(data).hexdigest() != sha:
+            yield beam.pvalue.TaggedOutput(_CATALOG, _rejected_row(
+                self._schema, candidate, self._span, spec.FILE_CHANGED,
+                "content changed between the hashing and the decoding pass", sha256=sha))
+            return
+        try:
+            image = inspect_image(data, self._options.image)
+        except Rejected as rejected:
+            yield beam.pvalue.TaggedOutput(_CATALOG, _rejected_row(
+                self._schema, candidate, self._span, rejected.reason, rejected.detail,
+                sha256=sha, byte_size=byte_size))
+            return
+        split = assign_split(sha, self._options.splits)
+        label_index = self._index[candidate.label]
+        example = encode_example(image, label=candidate.label, label_index=label_index,
+                                 path=candidate.path, sha256=sha, byte_size=byte_size,
+                                 extras=candidate.extras)
+        yield beam.pvalue.TaggedOutput(split, example.SerializeToString())
+        metadata = dict(image.metadata)
+        yield beam.pvalue.TaggedOutput(_CATALOG, catalog_row(
+            self._schema, path=candidate.path, status=spec.INGESTED, split=split, span=self._span,
+            label=candidate.label, label_index=label_index, sha256=sha, byte_size=byte_size,
+            width=image.width, height=image.height, channels=image.channels, format=image.format,
+            original_format=image.original_format, transcoded=image.transcoded,
+            **metadata, **dict(candidate.extras)))
+
+
+def _rejected_row(schema, candidate: Candidate, span: int, reason: str, detail: str, **extra):
+    return catalog_row(schema, path=candidate.path, status=spec.QUARANTINED, reason=reason,
+                       detail=detail, span=span, label=candidate.label,
+                       **dict(candidate.extras), **extra)
+
+
+def write_ingestion(
+    pipeline: beam.Pipeline,
+    discovery: Discovery,
+    options: IngestOptions,
+    *,
+    span: int,
+    examples_dir: str,
+    catalog_dir: str,
+) -> None:
+    """Adds the ingestion to ``pipeline``; outputs appear when the pipeline runs.
+
+    Writes ``examples_dir/Split-<name>/data_tfrecord-*.gz`` and ``catalog_dir/catalog.parquet``.
+    """
+    schema = catalog_schema(discovery.extra_columns)
+    early = [c for c in discovery.candidates if c.reason is not None]
+    readable = [c for c in discovery.candidates if c.reason is None]
+
+    early_rows = (
+        pipeline
+        | "EarlyRejections" >> beam.Create(early or [None])
+        | "EarlyRows" >> beam.FlatMap(
+            lambda c: [] if c is None else [_rejected_row(schema, c, span, c.reason, c.detail)])
+    )
+    hashed = (
+        pipeline
+        | "Candidates" >> beam.Create(readable or [None])
+        | "DropPlaceholder" >> beam.Filter(lambda c: c is not None)
+        | "Spread" >> beam.Reshuffle()
+        | "ReadAndHash" >> beam.ParDo(_HashFile(discovery.root, schema, span)).with_outputs(
+            _CATALOG, main="hashed")
+    )
+    picked = (
+        hashed.hashed
+        | "GroupByContent" >> beam.GroupByKey()
+        | "PickFirst" >> beam.ParDo(_PickFirst(schema, span)).with_outputs(_CATALOG, main="kept")
+    )
+    encoded = (
+        picked.kept
+        | "SpreadKept" >> beam.Reshuffle()
+        | "InspectAndEncode" >> beam.ParDo(
+            _InspectAndEncode(discovery.root, options, discovery.labels, schema, span)
+        ).with_outputs(_CATALOG, *options.split_names)
+    )
+    for split in options.split_names:
+        _ = encoded[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+            os.path.join(examples_dir, f"Split-{split}", spec.TFRECORD_PREFIX),
+            file_name_suffix=spec.TFRECORD_SUFFIX,
+            compression_type=beam.io.filesystem.CompressionTypes.GZIP,
+        )
+    _ = (
+        (early_rows, hashed[_CATALOG], picked[_CATALOG], encoded[_CATALOG])
+        | "CatalogRows" >> beam.Flatten()
+        | "WriteCatalog" >> beam.io.WriteToParquet(
+            os.path.join(catalog_dir, spec.CATALOG_FILE), schema, num_shards=1,
+            shard_name_template="")
+    )
+
+
+def write_labels(labels: Iterable[str], *directories: str) -> None:
+    for directory in directories:
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, spec.LABELS_FILE), "w", encoding="utf-8") as f:
+            f.writelines(f"{label}\n" for label in labels)
+
+
+def summarize(catalog_dir: str, *, expected: int | None = None, extra: dict[str, Any] | None = None
+              ) -> dict[str, Any]:
+    """Counts the catalog and writes ``summary.json`` beside it.
+
+    ``expected`` is the number of candidates discovered; a catalog that does not account for every
+    one of them is an error, not a summary.
+    """
+    table = pq.read_table(os.path.join(catalog_dir, spec.CATALOG_FILE),
+                          columns=[spec.STATUS, spec.REASON, spec.SPLIT, spec.LABEL])
+    rows = table.to_pylist()
+    status = collections.Counter(r[spec.STATUS] for r in rows)
+    summary = {
+        "seen": len(rows),
+        "ingested": status[spec.INGESTED],
+        "quarantined": status[spec.QUARANTINED],
+        "duplicates": status[spec.DUPLICATE],
+        "by_reason": dict(sorted(collections.Counter(
+            r[spec.REASON] for r in rows if r[spec.STATUS] != spec.INGESTED).items())),
+        "by_split": dict(sorted(collections.Counter(
+            r[spec.SPLIT] for r in rows if r[spec.STATUS] == spec.INGESTED).items())),
+        "by_label": dict(sorted(collections.Counter(
+            r[spec.LABEL] for r in rows if r[spec.STATUS] == spec.INGESTED).items())),
+    }
+    summary.update(extra or {})
+    if summary["seen"] != summary["ingested"] + summary["quarantined"] + summary["duplicates"]:
+        raise RuntimeError(f"catalog statuses do not add up: {summary}")
+    if expected is not None and summary["seen"] != expected:
+        raise RuntimeError(f"catalog has {summary['seen']} rows for {expected} discovered inputs")
+    with open(os.path.join(catalog_dir, spec.SUMMARY_FILE), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2, sort_keys=True)
+    return summary
+
+
+def ingest(
+    discovery: Discovery,
+    options: IngestOptions,
+    *,
+    span: int,
+    examples_dir: str,
+    catalog_dir: str,
+    make_pipeline=None,
+) -> dict[str, Any]:
+    """Runs the ingestion to completion and returns the summary (also written as summary.json).
+
+    ``make_pipeline`` builds the Beam pipeline (a TFX executor passes its own, configured from the
+    pipeline's beam arguments); by default a DirectRunner pipeline.
+    """
+    pipeline = make_pipeline() if make_pipeline else beam.Pipeline()
+    with pipeline as p:
+        write_ingestion(p, discovery, options, span=span, examples_dir=examples_dir,
+                        catalog_dir=catalog_dir)
+    for split in options.split_names:
+        # A split that received no image still gets its directory, so readers see an empty split.
+        os.makedirs(os.path.join(examples_dir, f"Split-{split}"), exist_ok=True)
+    write_labels(discovery.labels, examples_dir, catalog_dir)
+    return summarize(catalog_dir, expected=len(discovery.candidates),
+                     extra={"span": span, "root": discovery.root, "labels": discovery.labels})

@@ -1,0 +1,134 @@
+"""The two records ingestion writes for an image: a tf.train.Example and a catalog row.
+
+Also the deterministic split assignment. Pure functions, usable from a REPL:
+
+    >>> assign_split("9f86d081884c7d65...", (("train", 80), ("eval", 10), ("test", 10)))
+    'train'
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import pyarrow as pa
+import tensorflow as tf
+
+from components.image_example_gen import spec
+from components.image_example_gen.imaging import InspectedImage
+
+_METADATA_STRINGS = (spec.CAMERA_MAKE, spec.CAMERA_MODEL, spec.CAPTURE_DATETIME)
+_METADATA_FLOATS = (spec.GPS_LATITUDE, spec.GPS_LONGITUDE, spec.GPS_ALTITUDE)
+
+
+def assign_split(sha256_hex: str, splits: Iterable[tuple[str, int]]) -> str:
+    """Maps a content hash to a split by cumulative weight.
+
+    The bucket depends only on the image's bytes, so adding images never moves existing ones and a
+    re-ingested image lands where it did before.
+    """
+    splits = list(splits)
+    total = sum(weight for _, weight in splits)
+    position = int(sha256_hex[:15], 16) / float(16**15) * total
+    cumulative = 0
+    for name, weight in splits:
+        cumulative += weight
+        if position < cumulative:
+            return name
+    return splits[-1][0]
+
+
+def _bytes(*values: str | bytes) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(
+        value=[v if isinstance(v, bytes) else v.encode("utf-8") for v in values]))
+
+
+def _int(*values: int) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+
+def _float(*values: float) -> tf.train.Feature:
+    return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+
+
+def encode_example(
+    image: InspectedImage,
+    *,
+    label: str,
+    label_index: int,
+    path: str,
+    sha256: str,
+    byte_size: int,
+    extras: Iterable[tuple[str, Any]] = (),
+) -> tf.train.Example:
+    """Builds the documented example (schemas/README.md); absent Exif fields are left out."""
+    features = {
+        spec.IMAGE: _bytes(image.encoded),
+        spec.LABEL: _bytes(label),
+        spec.LABEL_INDEX: _int(label_index),
+        spec.WIDTH: _int(image.width),
+        spec.HEIGHT: _int(image.height),
+        spec.CHANNELS: _int(image.channels),
+        spec.FORMAT: _bytes(image.format),
+        spec.ORIGINAL_FORMAT: _bytes(image.original_format),
+        spec.PATH: _bytes(path),
+        spec.SHA256: _bytes(sha256),
+        spec.BYTE_SIZE: _int(byte_size),
+        spec.ORIENTATION: _int(int(image.metadata.get(spec.ORIENTATION, 1))),
+    }
+    for key in _METADATA_STRINGS:
+        if image.metadata.get(key):
+            features[key] = _bytes(image.metadata[key])
+    for key in _METADATA_FLOATS:
+        if image.metadata.get(key) is not None:
+            features[key] = _float(image.metadata[key])
+    for name, value in extras:
+        if isinstance(value, bool) or isinstance(value, int):
+            features[name] = _int(int(value))
+        elif isinstance(value, float):
+            features[name] = _float(value)
+        else:
+            features[name] = _bytes(str(value))
+    return tf.train.Example(features=tf.train.Features(feature=features))
+
+
+def catalog_schema(extra_columns: dict[str, str]) -> pa.Schema:
+    """The catalog table: one row per input file, whatever happened to it."""
+    fields = [
+        (spec.PATH, pa.string()),
+        (spec.STATUS, pa.string()),
+        (spec.REASON, pa.string()),
+        (spec.DETAIL, pa.string()),
+        (spec.SPLIT, pa.string()),
+        (spec.SPAN, pa.int64()),
+        (spec.LABEL, pa.string()),
+        (spec.LABEL_INDEX, pa.int64()),
+        (spec.SHA256, pa.string()),
+        (spec.BYTE_SIZE, pa.int64()),
+        (spec.DUPLICATE_OF, pa.string()),
+        (spec.WIDTH, pa.int64()),
+        (spec.HEIGHT, pa.int64()),
+        (spec.CHANNELS, pa.int64()),
+        (spec.FORMAT, pa.string()),
+        (spec.ORIGINAL_FORMAT, pa.string()),
+        (spec.TRANSCODED, pa.bool_()),
+        (spec.CAMERA_MAKE, pa.string()),
+        (spec.CAMERA_MODEL, pa.string()),
+        (spec.CAPTURE_DATETIME, pa.string()),
+        (spec.ORIENTATION, pa.int64()),
+        (spec.GPS_LATITUDE, pa.float64()),
+        (spec.GPS_LONGITUDE, pa.float64()),
+        (spec.GPS_ALTITUDE, pa.float64()),
+    ]
+    arrow_types = {"int": pa.int64(), "float": pa.float64(), "str": pa.string()}
+    fields += [(name, arrow_types[kind]) for name, kind in extra_columns.items()]
+    return pa.schema(fields)
+
+
+def catalog_row(schema: pa.Schema, **values: Any) -> dict[str, Any]:
+    """A row with every schema column present (None where unknown)."""
+    row = {name: None for name in schema.names}
+    unknown = set(values) - set(row)
+    if unknown:
+        raise KeyError(f"not catalog columns: {sorted(unknown)}")
+    row.update(values)
+    return row

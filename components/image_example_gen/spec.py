@@ -1,0 +1,79 @@
+"""Names shared by the ImageExampleGen component, its executor, the catalog and the tests.
+
+One module holds every key so the executor, the pipeline factory and the tests cannot drift apart.
+"""
+
+# Component parameter and channel keys.
+INPUT_BASE_KEY = "input_base"
+MANIFEST_KEY = "manifest"
+SPAN_KEY = "span"
+OPTIONS_KEY = "ingest_options"
+INPUT_FINGERPRINT_KEY = "input_fingerprint"
+EXAMPLES_KEY = "examples"
+CATALOG_KEY = "catalog"
+
+# Files written by the ingestion.
+CATALOG_FILE = "catalog.parquet"
+SUMMARY_FILE = "summary.json"
+LABELS_FILE = "labels.txt"
+TFRECORD_PREFIX = "data_tfrecord"
+TFRECORD_SUFFIX = ".gz"
+
+# tf.train.Example feature names (documented in schemas/README.md).
+IMAGE = "image"
+LABEL = "label"
+LABEL_INDEX = "label_index"
+WIDTH = "width"
+HEIGHT = "height"
+CHANNELS = "channels"
+FORMAT = "format"
+ORIGINAL_FORMAT = "original_format"
+PATH = "path"
+SHA256 = "sha256"
+BYTE_SIZE = "byte_size"
+CAMERA_MAKE = "camera_make"
+CAMERA_MODEL = "camera_model"
+CAPTURE_DATETIME = "capture_datetime"
+ORIENTATION = "orientation"
+GPS_LATITUDE = "gps_latitude"
+GPS_LONGITUDE = "gps_longitude"
+GPS_ALTITUDE = "gps_altitude"
+
+BUILTIN_FEATURES = (
+    IMAGE, LABEL, LABEL_INDEX, WIDTH, HEIGHT, CHANNELS, FORMAT, ORIGINAL_FORMAT, PATH, SHA256,
+    BYTE_SIZE, CAMERA_MAKE, CAMERA_MODEL, CAPTURE_DATETIME, ORIENTATION, GPS_LATITUDE,
+    GPS_LONGITUDE, GPS_ALTITUDE,
+)
+
+# Catalog-only columns.
+STATUS = "status"
+REASON = "reason"
+DETAIL = "detail"
+SPLIT = "split"
+SPAN = "span"
+DUPLICATE_OF = "duplicate_of"
+TRANSCODED = "transcoded"
+
+# Status values: every input file ends in exactly one of them.
+INGESTED = "ingested"
+QUARANTINED = "quarantined"
+DUPLICATE = "duplicate"
+
+# Quarantine reasons.
+EMPTY_FILE = "empty_file"
+NOT_AN_IMAGE = "not_an_image"
+UNSUPPORTED_FORMAT = "unsupported_format"
+TRUNCATED_IMAGE = "truncated_image"
+CORRUPT_IMAGE = "corrupt_image"
+TOO_MANY_PIXELS = "too_many_pixels"
+TOO_SMALL = "too_small"
+MISSING_FILE = "missing_file"
+NOT_A_FILE = "not_a_file"
+UNREADABLE_FILE = "unreadable_file"
+PATH_ESCAPES_ROOT = "path_escapes_root"
+SYMLINK_ESCAPES_ROOT = "symlink_escapes_root"
+MISSING_LABEL = "missing_label"
+BAD_MANIFEST_ROW = "bad_manifest_row"
+FILE_CHANGED = "file_changed_during_ingestion"
+
+DEFAULT_SPLITS = (("train", 80), ("eval", 10), ("test", 10))

@@ -1,0 +1,195 @@
+"""The one typed configuration of a cvpipe run, loaded from YAML and validated once.
+
+``pipelines/configs/default.yaml`` holds every default; a user's file overrides only what it
+names (nested mappings merge, lists and scalars replace). Errors name the bad field:
+
+    >>> load_config("my.yaml")
+    ConfigError: ingest.min_widht: unknown field (known: channels, max_pixels, min_width, ...)
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import types
+import typing
+from typing import Any
+
+import yaml
+
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+DEFAULT_CONFIG = os.path.join(CONFIG_DIR, "default.yaml")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or of the wrong type; the message names it."""
+
+
+@dataclasses.dataclass
+class InputConfig:
+    images: str = ""  # Image root; may contain {SPAN}.
+    manifest: str | None = None  # Optional CSV/JSONL manifest; may contain {SPAN}.
+    span: int | None = None  # Ingest this span instead of the latest.
+
+    def validate(self, where: str) -> None:
+        if self.span is not None and self.span < 0:
+            raise ConfigError(f"{where}.span: must be non-negative, got {self.span}")
+
+
+@dataclasses.dataclass
+class IngestConfig:
+    channels: int = 3
+    max_pixels: int = 50_000_000
+    min_width: int = 16
+    min_height: int = 16
+    allowed_formats: list[str] = dataclasses.field(
+        default_factory=lambda: ["JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM"])
+    background: list[int] = dataclasses.field(default_factory=lambda: [255, 255, 255])
+    splits: dict[str, int] = dataclasses.field(
+        default_factory=lambda: {"train": 80, "eval": 10, "test": 10})
+
+    def validate(self, where: str) -> None:
+        if self.channels not in (1, 3):
+            raise ConfigError(f"{where}.channels: must be 1 or 3, got {self.channels}")
+        for name in ("max_pixels", "min_width", "min_height"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{where}.{name}: must be positive, got {getattr(self, name)}")
+        if len(self.background) != 3 or not all(0 <= v <= 255 for v in self.background):
+            raise ConfigError(f"{where}.background: must be three values 0-255, got {self.background}")
+        if not self.splits or any(v < 0 for v in self.splits.values()) or sum(self.splits.values()) <= 0:
+            raise ConfigError(f"{where}.splits: weights must be non-negative with a positive sum, "
+                              f"got {self.splits}")
+        if "train" not in self.splits:
+            raise ConfigError(f"{where}.splits: a 'train' split is required, got {list(self.splits)}")
+
+    def to_options(self):
+        """The component's IngestOptions (imported here: it pulls in Beam and TensorFlow)."""
+        from components.image_example_gen.imaging import ImageOptions
+        from components.image_example_gen.ingest import IngestOptions
+
+        return IngestOptions(
+            image=ImageOptions(
+                channels=self.channels, max_pixels=self.max_pixels, min_width=self.min_width,
+                min_height=self.min_height, allowed_formats=tuple(f.upper() for f in self.allowed_formats),
+                background=tuple(self.background)),
+            splits=tuple(self.splits.items()),
+        )
+
+
+@dataclasses.dataclass
+class ValidationConfig:
+    # "default" uses schemas/schema.pbtxt through ImportSchemaGen; a path uses that file; null
+    # infers a schema from the statistics with SchemaGen.
+    schema: str | None = "default"
+
+
+@dataclasses.dataclass
+class BeamConfig:
+    # Arguments for every Beam pipeline of the run. Locally the DirectRunner with one process per
+    # core; see README "Running on a cluster" for Dataflow, Flink and Spark arguments.
+    args: list[str] = dataclasses.field(default_factory=lambda: [
+        "--direct_running_mode=multi_processing", "--direct_num_workers=0"])
+
+
+@dataclasses.dataclass
+class Config:
+    pipeline_name: str = "cvpipe"
+    enable_cache: bool = True
+    input: InputConfig = dataclasses.field(default_factory=InputConfig)
+    ingest: IngestConfig = dataclasses.field(default_factory=IngestConfig)
+    validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
+    beam: BeamConfig = dataclasses.field(default_factory=BeamConfig)
+
+    def validate(self, where: str) -> None:
+        if not self.pipeline_name or not self.pipeline_name.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(f"pipeline_name: letters, digits, - and _ only, got {self.pipeline_name!r}")
+
+
+def load_config(path: str | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Default config, overridden by the YAML file at ``path``, then by ``overrides``."""
+    with open(DEFAULT_CONFIG, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                user = yaml.safe_load(f) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+        if not isinstance(user, dict):
+            raise ConfigError(f"config file {path}: the top level must be a mapping")
+        data = merge(data, user)
+    if overrides:
+        data = merge(data, overrides)
+    return build(Config, data, "")
+
+
+def merge(base: dict, override: dict) -> dict:
+    result = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict) and key != "splits":
+            result[key] = merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def build(cls, data: Any, where: str):
+    """Builds dataclass ``cls`` from plain data, checking every field's type."""
+    label = where or "config"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{label}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in fields:
+            raise ConfigError(f"{_join(where, key)}: unknown field (known: {', '.join(fields)})")
+    values = {name: _coerce(hints[name], data[name], _join(where, name)) for name in fields if name in data}
+    obj = cls(**values)
+    if hasattr(obj, "validate"):
+        obj.validate(where or "config")
+    return obj
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _coerce(hint, value, where: str):
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(inner, value, where)
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return {_coerce(args[0], k, where): _coerce(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {hint}")

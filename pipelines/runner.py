@@ -1,0 +1,141 @@
+"""Running cvpipe locally: the ingestion alone, or the whole pipeline on the Beam DAG runner.
+
+    result = run_pipeline(load_config(None, {"input": {"images": "data"}}), "out")
+    result.outputs["ExampleValidator"]["anomalies"]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from typing import Callable
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+import ml_metadata as mlmd
+from ml_metadata.proto import metadata_store_pb2
+from tfx.orchestration import metadata as tfx_metadata
+from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+
+from components.image_example_gen import discovery as discovery_lib
+from components.image_example_gen.ingest import ingest
+from pipelines.config import Config
+from pipelines.pipeline import create_pipeline
+
+Printer = Callable[[str], None]
+METADATA_FILE = "metadata.sqlite"
+PIPELINE_ROOT = "pipeline_root"
+
+
+def resolve_input(config: Config) -> tuple[discovery_lib.Discovery, int]:
+    root, span = discovery_lib.resolve_span(config.input.images, config.input.span)
+    manifest = config.input.manifest
+    if manifest:
+        manifest = manifest.replace(discovery_lib.SPAN_TOKEN, str(span))
+    found = discovery_lib.discover(root, manifest)
+    return found, span
+
+
+def run_ingest(config: Config, output_dir: str, echo: Printer = print) -> dict:
+    """The ingestion alone, on Beam: OUTPUT/examples/Split-*/, catalog.parquet, summary.json."""
+    found, span = resolve_input(config)
+    echo(f"Found {len(found.candidates)} input files under {found.root} (span {span}); "
+         f"labels: {', '.join(found.labels) or 'none'}")
+    echo(f"Ingesting with Beam ({' '.join(config.beam.args) or 'DirectRunner'}) ...")
+    started = time.time()
+    summary = ingest(
+        found, config.ingest.to_options(), span=span,
+        examples_dir=os.path.join(output_dir, "examples"), catalog_dir=output_dir,
+        make_pipeline=lambda: beam.Pipeline(options=PipelineOptions(list(config.beam.args))),
+    )
+    summary["seconds"] = round(time.time() - started, 2)
+    return summary
+
+
+class _NodeProgress(logging.Handler):
+    """Turns the Beam DAG runner's node log lines into one progress line per node."""
+
+    def __init__(self, echo: Printer):
+        super().__init__(logging.INFO)
+        self._echo = echo
+        self._started: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == "node %s is running.":
+            node = record.args[0]
+            self._started[node] = time.time()
+            self._echo(f"  > {node} started")
+        elif record.msg == "node %s is finished.":
+            node = record.args[0]
+            seconds = time.time() - self._started.get(node, time.time())
+            self._echo(f"  < {node} finished in {seconds:.1f}s")
+
+
+@dataclasses.dataclass
+class RunResult:
+    output_dir: str
+    metadata_path: str
+    seconds: float
+    nodes: dict[str, str]  # node id -> "ran" | "cached" | state name.
+    outputs: dict[str, dict[str, list[str]]]  # node id -> output key -> artifact URIs.
+
+
+def run_pipeline(config: Config, output_dir: str, echo: Printer = print) -> RunResult:
+    """Runs the whole pipeline with the Beam DAG runner; ML Metadata lives in OUTPUT/metadata.sqlite."""
+    output_dir = os.path.abspath(output_dir)
+    os.makedirs(output_dir, exist_ok=True)
+    found, span = resolve_input(config)
+    echo(f"Input: {len(found.candidates)} files under {found.root} (span {span})")
+    metadata_path = os.path.join(output_dir, METADATA_FILE)
+    pipeline = create_pipeline(
+        config,
+        pipeline_root=os.path.join(output_dir, PIPELINE_ROOT),
+        metadata_path=metadata_path,
+        input_fingerprint=discovery_lib.fingerprint(found),
+    )
+    handler = _NodeProgress(echo)
+    absl_logger = logging.getLogger("absl")
+    previous_level = absl_logger.level
+    absl_logger.addHandler(handler)
+    absl_logger.setLevel(logging.INFO)
+    started = time.time()
+    try:
+        BeamDagRunner().run(pipeline)
+    finally:
+        absl_logger.removeHandler(handler)
+        absl_logger.setLevel(previous_level)
+    seconds = time.time() - started
+    nodes, outputs = latest_outputs(metadata_path, config.pipeline_name)
+    return RunResult(output_dir, metadata_path, seconds, nodes, outputs)
+
+
+def latest_outputs(metadata_path: str, pipeline_name: str):
+    """For each node of the pipeline, its latest successful execution's state and output URIs."""
+    store = mlmd.MetadataStore(tfx_metadata.sqlite_metadata_connection_config(metadata_path))
+    states, outputs = {}, {}
+    for context in store.get_contexts_by_type("node"):
+        prefix = f"{pipeline_name}."
+        if not context.name.startswith(prefix):
+            continue
+        node = context.name[len(prefix):]
+        executions = [
+            e for e in store.get_executions_by_context(context.id)
+            if e.last_known_state in (metadata_store_pb2.Execution.COMPLETE,
+                                      metadata_store_pb2.Execution.CACHED)
+        ]
+        if not executions:
+            continue
+        latest = max(executions, key=lambda e: e.id)
+        states[node] = ("cached" if latest.last_known_state == metadata_store_pb2.Execution.CACHED
+                        else "ran")
+        events = store.get_events_by_execution_ids([latest.id])
+        output_events = [e for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
+        artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in output_events])}
+        by_key: dict[str, list[str]] = {}
+        for event in output_events:
+            key = event.path.steps[0].key if event.path.steps else "output"
+            by_key.setdefault(key, []).append(artifacts[event.artifact_id].uri)
+        outputs[node] = by_key
+    return states, outputs
