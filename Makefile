@@ -12,7 +12,7 @@ demo: setup
 	.venv/bin/cvpipe run --images $(DEMO)/images --output $(DEMO)/run
 
 test:
-	@CVPIPE_BROWSER=1 .ci/bootstrap
+	@.ci/bootstrap
 	.venv/bin/python -m pytest tests
 
 lint: setup

@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import logging
+
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
     from pipelines.config import ConfigError
 
     try:

@@ -67,6 +67,8 @@ class _NodeProgress(logging.Handler):
             node = record.args[0]
             self._started[node] = time.time()
             self._echo(f"  > {node} started")
+        elif record.msg == "A cached execution %d is used.":
+            self._echo(f"    reused from cache (execution {record.args[0]})")
         elif record.msg == "node %s is finished.":
             node = record.args[0]
             seconds = time.time() - self._started.get(node, time.time())
@@ -97,15 +99,16 @@ def run_pipeline(config: Config, output_dir: str, echo: Printer = print) -> RunR
     )
     handler = _NodeProgress(echo)
     absl_logger = logging.getLogger("absl")
-    previous_level = absl_logger.level
+    previous = absl_logger.level, absl_logger.propagate
     absl_logger.addHandler(handler)
     absl_logger.setLevel(logging.INFO)
+    absl_logger.propagate = False  # TFX's INFO chatter stays out of the terminal.
     started = time.time()
     try:
         BeamDagRunner().run(pipeline)
     finally:
         absl_logger.removeHandler(handler)
-        absl_logger.setLevel(previous_level)
+        absl_logger.level, absl_logger.propagate = previous
     seconds = time.time() - started
     nodes, outputs = latest_outputs(metadata_path, config.pipeline_name)
     return RunResult(output_dir, metadata_path, seconds, nodes, outputs)

@@ -99,6 +99,9 @@ def inspect_image(data: bytes, options: ImageOptions) -> InspectedImage:
             warnings.simplefilter("ignore")
             image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
+        known = sniff_format(data)
+        if known:
+            raise Rejected(spec.CORRUPT_IMAGE, f"{known} signature but the header does not parse") from None
         raise Rejected(spec.NOT_AN_IMAGE, "not a recognised image format") from None
     except Exception as e:  # Pillow raises many types on malformed headers.
         raise Rejected(spec.CORRUPT_IMAGE, f"header unreadable: {_describe(e)}") from None
@@ -174,6 +177,27 @@ def inspect_image(data: bytes, options: ImageOptions) -> InspectedImage:
         transcoded=True,
         metadata=metadata,
     )
+
+
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+)
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format a file's magic bytes claim, so a damaged image is told from a non-image."""
+    for magic, name in _SIGNATURES:
+        if data.startswith(magic):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None
 
 
 def _normalise(image: Image.Image, orientation: int, options: ImageOptions) -> Image.Image:

@@ -1,0 +1,37 @@
+"""Shared fixtures: small images of every awkward kind, made in memory."""
+
+import io
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+
+def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def gradient(width: int = 48, height: int = 32, mode: str = "RGB") -> Image.Image:
+    """A non-symmetric image, so rotations and flips are distinguishable."""
+    y, x = np.mgrid[0:height, 0:width]
+    rgb = np.stack([x * 255 // max(1, width - 1), y * 255 // max(1, height - 1),
+                    (x + y) % 256], axis=-1).astype(np.uint8)
+    return Image.fromarray(rgb, "RGB").convert(mode)
+
+
+def write(path, data: bytes) -> str:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+    return str(path)
+
+
+@pytest.fixture
+def jpeg_bytes() -> bytes:
+    return encode(gradient(), "JPEG", quality=95)

@@ -1,0 +1,79 @@
+"""The cvpipe command line: sample data, ingestion, and the whole pipeline end to end."""
+
+import glob
+import json
+import os
+
+import pyarrow.parquet as pq
+import pytest
+import tensorflow_data_validation as tfdv
+
+from components.image_example_gen import spec
+from pipelines.cli import main
+from tests.conftest import write
+
+
+def test_sample_data_digits_are_real_grey_pngs(tmp_path, capsys):
+    assert main(["sample-data", str(tmp_path / "d"), "--kind", "digits", "--count", "40"]) == 0
+    files = glob.glob(str(tmp_path / "d" / "*" / "*.png"))
+    assert len(files) == 40 and "Wrote 40 digits images" in capsys.readouterr().out
+    assert {os.path.basename(os.path.dirname(f)) for f in files} <= set("0123456789")
+
+
+def test_ingest_prints_summary_and_writes_outputs(tmp_path, capsys):
+    images = tmp_path / "images"
+    main(["sample-data", str(images), "--count", "30"])
+    write(images / "circle" / "broken.jpg", b"\xff\xd8\xff\xe0 not really")
+    out = tmp_path / "out"
+    assert main(["ingest", "--images", str(images), "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Ingested 30 of 31 files" in printed and "corrupt_image: 1" in printed
+    assert str(out / "catalog.parquet") in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["seen"], summary["ingested"], summary["quarantined"]) == (31, 30, 1)
+    table = pq.read_table(str(out / "catalog.parquet")).to_pandas()
+    pi = table[(table.camera_make == "RaspberryPi") & (table.gps_longitude < 0)]
+    assert len(pi) == 30  # The catalog answers "which images came from the Pi, west of Greenwich".
+    assert glob.glob(str(out / "examples" / "Split-train" / "*.gz"))
+
+
+def test_bad_config_exits_with_a_message_naming_the_field(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text("ingest:\n  chanels: 3\n")
+    code = main(["ingest", "--images", str(tmp_path), "--output", str(tmp_path / "o"),
+                 "--config", str(config)])
+    assert code == 2 and "ingest.chanels: unknown field" in capsys.readouterr().err
+
+
+def test_missing_image_folder_is_a_clear_error(tmp_path, capsys):
+    assert main(["ingest", "--images", str(tmp_path / "nope"), "--output", str(tmp_path / "o")]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_run_validates_sample_data_and_reuses_the_cache_on_rerun(tmp_path, capsys):
+    images = tmp_path / "images"
+    main(["sample-data", str(images), "--count", "150"])
+    write(images / "square" / "truncated.jpg",
+          (images / "square" / "square_00001.jpg").read_bytes()[:900])
+    out = tmp_path / "run"
+    assert main(["run", "--images", str(images), "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for node in ("ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator"):
+        assert f"{node}: ran" in printed
+    assert "Ingested 150 of 151 files: 1 quarantined" in printed
+    assert "Anomalies:" in printed and "  none" in printed
+
+    stats_files = glob.glob(str(out / "pipeline_root/StatisticsGen/statistics/*/Split-train/FeatureStats.pb"))
+    stats = tfdv.load_stats_binary(stats_files[0]).datasets[0]
+    image = next(f for f in stats.features if f.path.step[0] == spec.IMAGE)
+    assert "image_format_histogram" in {c.name for c in image.custom_stats}
+
+    assert main(["run", "--images", str(images), "--output", str(out)]) == 0
+    rerun = capsys.readouterr().out
+    for node in ("ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator"):
+        assert f"{node}: cached" in rerun
+
+    write(images / "circle" / "new.jpg", (images / "circle" / "circle_00000.jpg").read_bytes() + b"\0")
+    assert main(["run", "--images", str(images), "--output", str(out)]) == 0
+    assert "ImageExampleGen: ran" in capsys.readouterr().out  # New input: not served from cache.

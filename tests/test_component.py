@@ -1,0 +1,58 @@
+"""ImageExampleGen as a TFX component: construction and its executor on a small fixture."""
+
+import json
+import os
+
+import pytest
+from tfx.types import artifact_utils, standard_artifacts
+
+from components.image_example_gen import spec
+from components.image_example_gen.component import ImageCatalog, ImageExampleGen
+from components.image_example_gen.executor import Executor
+from components.image_example_gen.ingest import IngestOptions
+from tests.conftest import encode, gradient, write
+
+
+def test_component_records_options_and_outputs():
+    component = ImageExampleGen(input_base="data/span-{SPAN}", input_fingerprint="abc")
+    assert IngestOptions.from_json(component.exec_properties[spec.OPTIONS_KEY]) == IngestOptions()
+    assert set(component.outputs) == {spec.EXAMPLES_KEY, spec.CATALOG_KEY}
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"input_base": ""}, "input_base is required"),
+    ({"input_base": "x", "span": -1}, "span must be non-negative"),
+])
+def test_component_rejects_bad_arguments_at_construction(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ImageExampleGen(**kwargs)
+
+
+def test_ingest_options_reject_duplicate_split_names():
+    with pytest.raises(ValueError, match="unique"):
+        IngestOptions(splits=(("train", 1), ("train", 2)))
+
+
+def test_executor_ingests_the_latest_span_and_sets_artifact_properties(tmp_path):
+    for span, count in ((1, 3), (2, 5)):
+        for i in range(count):
+            write(tmp_path / f"span-{span}" / "cat" / f"{i}.png", encode(gradient(20 + i, 20), "PNG"))
+    write(tmp_path / "span-2" / "cat" / "bad.png", b"\x89PNG\r\n\x1a\nbroken")
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "out" / "examples")
+    catalog = ImageCatalog()
+    catalog.uri = str(tmp_path / "out" / "catalog")
+    options = IngestOptions(splits=(("train", 1), ("eval", 1)))
+    Executor().Do({}, {spec.EXAMPLES_KEY: [examples], spec.CATALOG_KEY: [catalog]}, {
+        spec.INPUT_BASE_KEY: str(tmp_path / "span-{SPAN}"),
+        spec.OPTIONS_KEY: options.to_json(),
+        spec.INPUT_FINGERPRINT_KEY: "fp",
+    })
+    assert examples.span == 2
+    assert artifact_utils.decode_split_names(examples.split_names) == ["train", "eval"]
+    assert examples.get_string_custom_property("payload_format") == "FORMAT_TF_EXAMPLE"
+    assert catalog.get_int_custom_property("ingested") == 5
+    assert catalog.get_int_custom_property("quarantined") == 1
+    summary = json.loads(open(os.path.join(catalog.uri, spec.SUMMARY_FILE)).read())
+    assert summary["by_reason"] == {spec.CORRUPT_IMAGE: 1}
+    assert os.path.isdir(os.path.join(examples.uri, "Split-eval"))

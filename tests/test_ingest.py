@@ -1,0 +1,155 @@
+"""The Beam ingestion end to end on small folders: accounting, decodability, splits, outputs."""
+
+import glob
+import json
+import os
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+import pytest
+import tensorflow as tf
+from apache_beam.testing.util import assert_that, equal_to
+from PIL import Image
+
+from components.image_example_gen import spec
+from components.image_example_gen.discovery import Candidate, discover
+from components.image_example_gen.imaging import ImageOptions
+from components.image_example_gen.ingest import IngestOptions, _PickFirst, ingest
+from components.image_example_gen.records import catalog_schema
+from tests.conftest import encode, gradient, write
+
+OPTIONS = IngestOptions(image=ImageOptions(channels=3, min_width=16, min_height=16,
+                                           max_pixels=20_000_000))
+
+
+def read_examples(examples_dir, split):
+    files = sorted(glob.glob(os.path.join(examples_dir, f"Split-{split}", "*.gz")))
+    return [tf.train.Example.FromString(r.numpy())
+            for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+def feature(example, name):
+    f = example.features.feature[name]
+    return (list(f.bytes_list.value) or list(f.int64_list.value) or list(f.float_list.value))[0]
+
+
+def run(root, out, manifest=None, options=OPTIONS):
+    found = discover(str(root), manifest)
+    summary = ingest(found, options, span=0, examples_dir=str(out / "examples"),
+                     catalog_dir=str(out))
+    catalog = pq.read_table(str(out / spec.CATALOG_FILE)).to_pylist()
+    return found, summary, {row["path"]: row for row in catalog}
+
+
+@pytest.fixture
+def messy_folder(tmp_path):
+    root = tmp_path / "images"
+    good = encode(gradient(64, 48), "JPEG", quality=95)
+    for i in range(6):
+        write(root / "cat" / f"cat{i}.jpg", encode(gradient(64 + i, 48), "JPEG"))
+        write(root / "dog" / f"dog{i}.png", encode(gradient(48, 64 + i, "L"), "PNG"))
+    write(root / "cat" / "copy_a.jpg", good)
+    write(root / "dog" / "copy_b.jpg", good)  # Same bytes, other class: a duplicate.
+    write(root / "cat" / "empty.jpg", b"")
+    write(root / "cat" / "notes.txt", b"not an image")
+    big = encode(gradient(300, 200), "JPEG", quality=95)
+    write(root / "cat" / "truncated.jpg", big[: len(big) * 2 // 3])
+    write(root / "cat" / "tiny.png", encode(gradient(8, 8), "PNG"))
+    write(root / "cat" / "bomb.png", encode(Image.new("L", (5000, 5000)), "PNG", compress_level=9))
+    write(root / "cat" / "icon.ico", encode(gradient(32, 32), "ICO"))
+    write(root / "dog" / "scan.tiff", encode(gradient(40, 40), "TIFF"))
+    write(root / "stray.png", good + b"x")
+    os.symlink(tmp_path, root / "dog" / "escape")
+    return root
+
+
+def test_every_input_is_accounted_for_and_every_example_decodes(messy_folder, tmp_path):
+    out = tmp_path / "out"
+    found, summary, catalog = run(messy_folder, out)
+
+    assert summary["seen"] == len(found.candidates) == len(catalog) == 23
+    assert summary["seen"] == summary["ingested"] + summary["quarantined"] + summary["duplicates"]
+    assert summary["duplicates"] == 1
+    assert catalog["dog/copy_b.jpg"]["duplicate_of"] == "cat/copy_a.jpg"
+    expected_reasons = {
+        "cat/empty.jpg": spec.EMPTY_FILE,
+        "cat/notes.txt": spec.NOT_AN_IMAGE,
+        "cat/truncated.jpg": spec.TRUNCATED_IMAGE,
+        "cat/tiny.png": spec.TOO_SMALL,
+        "cat/bomb.png": spec.TOO_MANY_PIXELS,
+        "cat/icon.ico": spec.UNSUPPORTED_FORMAT,
+        "stray.png": spec.MISSING_LABEL,
+        "dog/escape": spec.SYMLINK_ESCAPES_ROOT,
+    }
+    for path, reason in expected_reasons.items():
+        assert (catalog[path]["status"], catalog[path]["reason"]) == (spec.QUARANTINED, reason), path
+        assert catalog[path]["detail"]
+    assert summary["ingested"] == 14
+    assert summary["by_reason"][spec.DUPLICATE] == 1
+
+    ingested = {p for p, row in catalog.items() if row["status"] == spec.INGESTED}
+    seen_in_examples = set()
+    for split in OPTIONS.split_names:
+        for example in read_examples(str(out / "examples"), split):
+            path = feature(example, spec.PATH).decode()
+            seen_in_examples.add(path)
+            row = catalog[path]
+            assert row["split"] == split
+            image = tf.io.decode_image(feature(example, spec.IMAGE), expand_animations=False)
+            assert image.shape == (feature(example, spec.HEIGHT), feature(example, spec.WIDTH), 3)
+            assert (row["width"], row["height"]) == (image.shape[1], image.shape[0])
+            label = feature(example, spec.LABEL).decode()
+            assert found.labels[feature(example, spec.LABEL_INDEX)] == label == row["label"]
+    assert seen_in_examples == ingested
+    assert catalog["dog/scan.tiff"]["original_format"] == "tiff"
+    assert catalog["dog/scan.tiff"]["format"] == "png"
+    assert catalog["dog/dog0.png"]["transcoded"]  # Grey PNG converted to RGB.
+    assert (out / "examples" / spec.LABELS_FILE).read_text().split() == ["cat", "dog"]
+    assert json.loads((out / spec.SUMMARY_FILE).read_text())["seen"] == 23
+
+
+def test_adding_images_never_moves_existing_ones_between_splits(tmp_path):
+    root = tmp_path / "images"
+    for i in range(40):
+        write(root / ("a" if i % 2 else "b") / f"{i}.png", encode(gradient(20 + i, 20), "PNG"))
+    _, _, first = run(root, tmp_path / "one")
+    for i in range(40, 80):
+        write(root / ("a" if i % 2 else "b") / f"{i}.png", encode(gradient(20 + i, 20), "PNG"))
+    _, _, second = run(root, tmp_path / "two")
+    assert len(second) == 80
+    assert {p: r["split"] for p, r in first.items()} == {p: second[p]["split"] for p in first}
+    assert {r["split"] for r in second.values()} == {"train", "eval", "test"}
+
+
+def test_manifest_extras_are_typed_features(tmp_path):
+    root = tmp_path / "images"
+    write(root / "x" / "one.jpg", encode(gradient(), "JPEG"))
+    write(root / "x" / "two.jpg", encode(gradient(50, 30), "JPEG"))
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label,iso,exposure,site\nx/one.jpg,cat,100,0.25,north\n"
+                        "x/two.jpg,dog,200,0.5,south\n../etc/passwd,cat,1,1,x\n")
+    found, summary, catalog = run(root, tmp_path / "out", str(manifest),
+                                  IngestOptions(splits=(("train", 1),)))
+    assert summary == {**summary, "seen": 3, "ingested": 2, "quarantined": 1}
+    examples = {feature(e, spec.PATH).decode(): e for e in read_examples(str(tmp_path / "out/examples"), "train")}
+    assert feature(examples["x/one.jpg"], "iso") == 100
+    assert feature(examples["x/two.jpg"], "exposure") == 0.5
+    assert feature(examples["x/two.jpg"], "site") == b"south"
+    assert catalog["x/one.jpg"]["iso"] == 100 and catalog["../etc/passwd"]["reason"] == spec.PATH_ESCAPES_ROOT
+
+
+def test_pick_first_keeps_smallest_path_and_reports_the_rest():
+    schema = catalog_schema({})
+    first, second, third = (Candidate(p, "cat") for p in ("b/1.jpg", "a/2.jpg", "c/3.jpg"))
+    with beam.Pipeline() as p:
+        results = (
+            p
+            | beam.Create([("h1", [(first, 10), (second, 10), (third, 10)]), ("h2", [(third, 5)])])
+            | beam.ParDo(_PickFirst(schema, 0)).with_outputs("catalog", main="kept")
+        )
+        assert_that(results.kept, equal_to([("h1", second, 10), ("h2", third, 5)]), label="kept")
+        assert_that(
+            results.catalog | beam.Map(lambda r: (r["path"], r["status"], r["duplicate_of"])),
+            equal_to([("b/1.jpg", spec.DUPLICATE, "a/2.jpg"), ("c/3.jpg", spec.DUPLICATE, "a/2.jpg")]),
+            label="duplicates",
+        )
