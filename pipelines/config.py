@@ -49,6 +49,7 @@ class IngestConfig:
     background: list[int] = dataclasses.field(default_factory=lambda: [255, 255, 255])
     splits: dict[str, int] = dataclasses.field(
         default_factory=lambda: {"train": 80, "eval": 10, "test": 10})
+    gzip_level: int = 1
 
     def validate(self, where: str) -> None:
         if self.channels not in (1, 3):
@@ -61,6 +62,8 @@ class IngestConfig:
         if not self.splits or any(v < 0 for v in self.splits.values()) or sum(self.splits.values()) <= 0:
             raise ConfigError(f"{where}.splits: weights must be non-negative with a positive sum, "
                               f"got {self.splits}")
+        if not 0 <= self.gzip_level <= 9:
+            raise ConfigError(f"{where}.gzip_level: must be 0-9, got {self.gzip_level}")
         if "train" not in self.splits:
             raise ConfigError(f"{where}.splits: a 'train' split is required, got {list(self.splits)}")
 
@@ -75,6 +78,7 @@ class IngestConfig:
                 min_height=self.min_height, allowed_formats=tuple(f.upper() for f in self.allowed_formats),
                 background=tuple(self.background)),
             splits=tuple(self.splits.items()),
+            gzip_level=self.gzip_level,
         )
 
 
