@@ -13,6 +13,7 @@ demo: setup
 
 test:
 	@.ci/bootstrap
+	.venv/bin/ruff check components pipelines tests bench
 	.venv/bin/python -m pytest tests
 
 lint: setup

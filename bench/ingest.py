@@ -48,9 +48,10 @@ def make_photos(root: str, count: int, width: int, height: int, seed: int = 0) -
         noise = rng.normal(0, 12, size=(height // 4, width // 4, 3)).repeat(4, 0).repeat(4, 1)
         pixels = np.clip(base + shift + noise, 0, 255).astype(np.uint8)
         cx, cy, r = rng.integers(0, width), rng.integers(0, height), rng.integers(20, 120)
-        pixels[max(0, cy - r):cy + r, max(0, cx - r):cx + r] = rng.integers(0, 255, size=3)
-        Image.fromarray(pixels, "RGB").save(os.path.join(root, label, f"img_{i:06d}.jpg"), "JPEG",
-                                            quality=88, exif=camera_exif(i, rng))
+        pixels[max(0, cy - r) : cy + r, max(0, cx - r) : cx + r] = rng.integers(0, 255, size=3)
+        Image.fromarray(pixels, "RGB").save(
+            os.path.join(root, label, f"img_{i:06d}.jpg"), "JPEG", quality=88, exif=camera_exif(i, rng)
+        )
 
 
 def run_measured(command: list[str]) -> tuple[float, float]:
@@ -85,14 +86,21 @@ def naive(root: str, out: str, compression: str = "GZIP") -> int:
                 with open(os.path.join(root, label, name), "rb") as f:
                     data = f.read()
                 width, height = Image.open(io.BytesIO(data)).size
-                example = tf.train.Example(features=tf.train.Features(feature={
-                    "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[data])),
-                    "label": tf.train.Feature(bytes_list=tf.train.BytesList(value=[label.encode()])),
-                    "sha256": tf.train.Feature(bytes_list=tf.train.BytesList(
-                        value=[hashlib.sha256(data).hexdigest().encode()])),
-                    "width": tf.train.Feature(int64_list=tf.train.Int64List(value=[width])),
-                    "height": tf.train.Feature(int64_list=tf.train.Int64List(value=[height])),
-                }))
+                example = tf.train.Example(
+                    features=tf.train.Features(
+                        feature={
+                            "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[data])),
+                            "label": tf.train.Feature(bytes_list=tf.train.BytesList(value=[label.encode()])),
+                            "sha256": tf.train.Feature(
+                                bytes_list=tf.train.BytesList(
+                                    value=[hashlib.sha256(data).hexdigest().encode()]
+                                )
+                            ),
+                            "width": tf.train.Feature(int64_list=tf.train.Int64List(value=[width])),
+                            "height": tf.train.Feature(int64_list=tf.train.Int64List(value=[height])),
+                        }
+                    )
+                )
                 writer.write(example.SerializeToString())
                 count += 1
     return count
@@ -141,12 +149,17 @@ def main() -> None:
     naive_rate = written / naive_seconds
     print()
     print(f"cores: {os.cpu_count()}, images: {args.width}x{args.height} JPEG with Exif")
+    rows = [
+        ("cvpipe ingest (small)", args.small, t_small, m_small),
+        ("cvpipe ingest (large)", args.large, t_large, m_large),
+        ("cvpipe marginal", args.large - args.small, t_large - t_small, None),
+        ("naive loop (baseline, gzip)", written, naive_seconds, None),
+        ("naive loop, uncompressed", written, plain_seconds, None),
+    ]
     print(f"{'':28}{'images':>8}{'seconds':>10}{'images/s':>10}{'peak MiB':>10}")
-    print(f"{'cvpipe ingest (small)':28}{args.small:>8}{t_small:>10.1f}{args.small / t_small:>10.0f}{m_small:>10.0f}")
-    print(f"{'cvpipe ingest (large)':28}{args.large:>8}{t_large:>10.1f}{args.large / t_large:>10.0f}{m_large:>10.0f}")
-    print(f"{'cvpipe marginal':28}{args.large - args.small:>8}{t_large - t_small:>10.1f}{marginal:>10.0f}")
-    print(f"{'naive loop (baseline, gzip)':28}{written:>8}{naive_seconds:>10.1f}{naive_rate:>10.0f}")
-    print(f"{'naive loop, uncompressed':28}{written:>8}{plain_seconds:>10.1f}{written / plain_seconds:>10.0f}")
+    for name, count, seconds, memory in rows:
+        peak = f"{memory:>10.0f}" if memory is not None else ""
+        print(f"{name:28}{count:>8}{seconds:>10.1f}{count / seconds:>10.0f}{peak}")
     print(f"throughput ratio (cvpipe marginal / naive): {marginal / naive_rate:.2f}  (target >= 1.5)")
     print(f"  against the uncompressed naive loop:      {marginal * plain_seconds / written:.2f}")
     print(f"memory ratio (large / small peak):          {m_large / m_small:.2f}  (target <= 1.25)")

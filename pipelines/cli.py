@@ -34,8 +34,10 @@ def cmd_ingest(args) -> int:
     config = _config(args, images=args.images, manifest=args.manifest, span=args.span)
     summary = run_ingest(config, args.output)
     out = os.path.abspath(args.output)
-    print(f"Ingested {summary['ingested']} of {summary['seen']} files in {summary['seconds']}s: "
-          f"{summary['quarantined']} quarantined, {summary['duplicates']} duplicates.")
+    print(
+        f"Ingested {summary['ingested']} of {summary['seen']} files in {summary['seconds']}s: "
+        f"{summary['quarantined']} quarantined, {summary['duplicates']} duplicates."
+    )
     for reason, count in summary["by_reason"].items():
         print(f"  {reason}: {count}")
     print(f"Splits: {json.dumps(summary['by_split'])}")
@@ -59,8 +61,10 @@ def cmd_run(args) -> int:
     if catalog:
         with open(os.path.join(catalog, "summary.json")) as f:
             summary = json.load(f)
-        print(f"Ingested {summary['ingested']} of {summary['seen']} files: {summary['quarantined']} "
-              f"quarantined, {summary['duplicates']} duplicates ({summary['by_reason']})")
+        print(
+            f"Ingested {summary['ingested']} of {summary['seen']} files: {summary['quarantined']} "
+            f"quarantined, {summary['duplicates']} duplicates ({summary['by_reason']})"
+        )
         print(f"Catalog:   {os.path.join(catalog, 'catalog.parquet')}")
     for key, uris in result.outputs.get(EXAMPLE_GEN, {}).items():
         if key == "examples":

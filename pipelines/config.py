@@ -18,7 +18,6 @@ from typing import Any
 
 import yaml
 
-
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 DEFAULT_CONFIG = os.path.join(CONFIG_DIR, "default.yaml")
 
@@ -45,10 +44,10 @@ class IngestConfig:
     min_width: int = 16
     min_height: int = 16
     allowed_formats: list[str] = dataclasses.field(
-        default_factory=lambda: ["JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM"])
+        default_factory=lambda: ["JPEG", "MPO", "PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM"]
+    )
     background: list[int] = dataclasses.field(default_factory=lambda: [255, 255, 255])
-    splits: dict[str, int] = dataclasses.field(
-        default_factory=lambda: {"train": 80, "eval": 10, "test": 10})
+    splits: dict[str, int] = dataclasses.field(default_factory=lambda: {"train": 80, "eval": 10, "test": 10})
     gzip_level: int = 1
 
     def validate(self, where: str) -> None:
@@ -60,8 +59,9 @@ class IngestConfig:
         if len(self.background) != 3 or not all(0 <= v <= 255 for v in self.background):
             raise ConfigError(f"{where}.background: must be three values 0-255, got {self.background}")
         if not self.splits or any(v < 0 for v in self.splits.values()) or sum(self.splits.values()) <= 0:
-            raise ConfigError(f"{where}.splits: weights must be non-negative with a positive sum, "
-                              f"got {self.splits}")
+            raise ConfigError(
+                f"{where}.splits: weights must be non-negative with a positive sum, got {self.splits}"
+            )
         if not 0 <= self.gzip_level <= 9:
             raise ConfigError(f"{where}.gzip_level: must be 0-9, got {self.gzip_level}")
         if "train" not in self.splits:
@@ -74,9 +74,13 @@ class IngestConfig:
 
         return IngestOptions(
             image=ImageOptions(
-                channels=self.channels, max_pixels=self.max_pixels, min_width=self.min_width,
-                min_height=self.min_height, allowed_formats=tuple(f.upper() for f in self.allowed_formats),
-                background=tuple(self.background)),
+                channels=self.channels,
+                max_pixels=self.max_pixels,
+                min_width=self.min_width,
+                min_height=self.min_height,
+                allowed_formats=tuple(f.upper() for f in self.allowed_formats),
+                background=tuple(self.background),
+            ),
             splits=tuple(self.splits.items()),
             gzip_level=self.gzip_level,
         )
@@ -93,8 +97,9 @@ class ValidationConfig:
 class BeamConfig:
     # Arguments for every Beam pipeline of the run. Locally the DirectRunner with one process per
     # core; see README "Running on a cluster" for Dataflow, Flink and Spark arguments.
-    args: list[str] = dataclasses.field(default_factory=lambda: [
-        "--direct_running_mode=multi_processing", "--direct_num_workers=0"])
+    args: list[str] = dataclasses.field(
+        default_factory=lambda: ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+    )
 
 
 @dataclasses.dataclass

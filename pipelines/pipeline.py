@@ -1,16 +1,16 @@
 """The one pipeline factory, used by the local Beam runner, the Kubeflow compiler and the tests.
 
-    config = load_config("my.yaml", {"input": {"images": "data/shapes"}})
-    pipeline = create_pipeline(config, pipeline_root="out/pipeline_root",
-                               metadata_path="out/metadata.sqlite")
+config = load_config("my.yaml", {"input": {"images": "data/shapes"}})
+pipeline = create_pipeline(config, pipeline_root="out/pipeline_root",
+                           metadata_path="out/metadata.sqlite")
 """
 
 from __future__ import annotations
 
 import os
 
-from tfx import v1 as tfx
 import tensorflow_data_validation as tfdv
+from tfx import v1 as tfx
 
 import schemas
 from components.image_example_gen.component import ImageExampleGen
@@ -75,8 +75,7 @@ def create_pipeline(
     Kubeflow, provide its own).
     """
     metadata = (
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
-        if metadata_path else None
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path) if metadata_path else None
     )
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,

@@ -1,7 +1,7 @@
 """Running cvpipe locally: the ingestion alone, or the whole pipeline on the Beam DAG runner.
 
-    result = run_pipeline(load_config(None, {"input": {"images": "data"}}), "out")
-    result.outputs["ExampleValidator"]["anomalies"]
+result = run_pipeline(load_config(None, {"input": {"images": "data"}}), "out")
+result.outputs["ExampleValidator"]["anomalies"]
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import time
 from typing import Callable
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
 import ml_metadata as mlmd
+from apache_beam.options.pipeline_options import PipelineOptions
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
@@ -41,13 +41,18 @@ def resolve_input(config: Config) -> tuple[discovery_lib.Discovery, int]:
 def run_ingest(config: Config, output_dir: str, echo: Printer = print) -> dict:
     """The ingestion alone, on Beam: OUTPUT/examples/Split-*/, catalog.parquet, summary.json."""
     found, span = resolve_input(config)
-    echo(f"Found {len(found.candidates)} input files under {found.root} (span {span}); "
-         f"labels: {', '.join(found.labels) or 'none'}")
+    echo(
+        f"Found {len(found.candidates)} input files under {found.root} (span {span}); "
+        f"labels: {', '.join(found.labels) or 'none'}"
+    )
     echo(f"Ingesting with Beam ({' '.join(config.beam.args) or 'DirectRunner'}) ...")
     started = time.time()
     summary = ingest(
-        found, config.ingest.to_options(), span=span,
-        examples_dir=os.path.join(output_dir, "examples"), catalog_dir=output_dir,
+        found,
+        config.ingest.to_options(),
+        span=span,
+        examples_dir=os.path.join(output_dir, "examples"),
+        catalog_dir=output_dir,
         make_pipeline=lambda: beam.Pipeline(options=PipelineOptions(list(config.beam.args))),
     )
     summary["seconds"] = round(time.time() - started, 2)
@@ -122,17 +127,17 @@ def latest_outputs(metadata_path: str, pipeline_name: str):
         prefix = f"{pipeline_name}."
         if not context.name.startswith(prefix):
             continue
-        node = context.name[len(prefix):]
+        node = context.name[len(prefix) :]
         executions = [
-            e for e in store.get_executions_by_context(context.id)
-            if e.last_known_state in (metadata_store_pb2.Execution.COMPLETE,
-                                      metadata_store_pb2.Execution.CACHED)
+            e
+            for e in store.get_executions_by_context(context.id)
+            if e.last_known_state
+            in (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
         ]
         if not executions:
             continue
         latest = max(executions, key=lambda e: e.id)
-        states[node] = ("cached" if latest.last_known_state == metadata_store_pb2.Execution.CACHED
-                        else "ran")
+        states[node] = "cached" if latest.last_known_state == metadata_store_pb2.Execution.CACHED else "ran"
         events = store.get_events_by_execution_ids([latest.id])
         output_events = [e for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
         artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in output_events])}

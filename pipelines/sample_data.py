@@ -68,8 +68,9 @@ def draw_shape(shape: str, size: int, rng: np.random.Generator) -> Image.Image:
     return image
 
 
-def write_sample_data(out_dir: str, *, kind: str = "shapes", count: int = 300, seed: int = 0,
-                      size: int = 64) -> int:
+def write_sample_data(
+    out_dir: str, *, kind: str = "shapes", count: int = 300, seed: int = 0, size: int = 64
+) -> int:
     """Writes ``count`` images in class folders under ``out_dir``; returns how many were written."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -81,8 +82,12 @@ def write_sample_data(out_dir: str, *, kind: str = "shapes", count: int = 300, s
             shape = SHAPES[i % len(SHAPES)]
             os.makedirs(os.path.join(out_dir, shape), exist_ok=True)
             image = draw_shape(shape, size, rng)
-            image.save(os.path.join(out_dir, shape, f"{shape}_{i:05d}.jpg"), "JPEG", quality=92,
-                       exif=camera_exif(i, rng))
+            image.save(
+                os.path.join(out_dir, shape, f"{shape}_{i:05d}.jpg"),
+                "JPEG",
+                quality=92,
+                exif=camera_exif(i, rng),
+            )
         return count
     from sklearn.datasets import load_digits
 

@@ -19,7 +19,7 @@ def read_anomalies(anomalies_uri: str) -> dict[str, list[tuple[str, str]]]:
         anomalies = anomalies_pb2.Anomalies()
         with open(path, "rb") as f:
             anomalies.ParseFromString(f.read())
-        found[entry[len("Split-"):]] = [
+        found[entry[len("Split-") :]] = [
             (feature, info.description or info.short_description)
             for feature, info in sorted(anomalies.anomaly_info.items())
         ]

@@ -20,8 +20,9 @@ def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
 def gradient(width: int = 48, height: int = 32, mode: str = "RGB") -> Image.Image:
     """A non-symmetric image, so rotations and flips are distinguishable."""
     y, x = np.mgrid[0:height, 0:width]
-    rgb = np.stack([x * 255 // max(1, width - 1), y * 255 // max(1, height - 1),
-                    (x + y) % 256], axis=-1).astype(np.uint8)
+    rgb = np.stack(
+        [x * 255 // max(1, width - 1), y * 255 // max(1, height - 1), (x + y) % 256], axis=-1
+    ).astype(np.uint8)
     return Image.fromarray(rgb, "RGB").convert(mode)
 
 

@@ -40,8 +40,9 @@ def test_ingest_prints_summary_and_writes_outputs(tmp_path, capsys):
 def test_bad_config_exits_with_a_message_naming_the_field(tmp_path, capsys):
     config = tmp_path / "c.yaml"
     config.write_text("ingest:\n  chanels: 3\n")
-    code = main(["ingest", "--images", str(tmp_path), "--output", str(tmp_path / "o"),
-                 "--config", str(config)])
+    code = main(
+        ["ingest", "--images", str(tmp_path), "--output", str(tmp_path / "o"), "--config", str(config)]
+    )
     assert code == 2 and "ingest.chanels: unknown field" in capsys.readouterr().err
 
 
@@ -54,8 +55,7 @@ def test_missing_image_folder_is_a_clear_error(tmp_path, capsys):
 def test_run_validates_sample_data_and_reuses_the_cache_on_rerun(tmp_path, capsys):
     images = tmp_path / "images"
     main(["sample-data", str(images), "--count", "150"])
-    write(images / "square" / "truncated.jpg",
-          (images / "square" / "square_00001.jpg").read_bytes()[:900])
+    write(images / "square" / "truncated.jpg", (images / "square" / "square_00001.jpg").read_bytes()[:900])
     out = tmp_path / "run"
     assert main(["run", "--images", str(images), "--output", str(out)]) == 0
     printed = capsys.readouterr().out

@@ -19,10 +19,13 @@ def test_component_records_options_and_outputs():
     assert set(component.outputs) == {spec.EXAMPLES_KEY, spec.CATALOG_KEY}
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"input_base": ""}, "input_base is required"),
-    ({"input_base": "x", "span": -1}, "span must be non-negative"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"input_base": ""}, "input_base is required"),
+        ({"input_base": "x", "span": -1}, "span must be non-negative"),
+    ],
+)
 def test_component_rejects_bad_arguments_at_construction(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ImageExampleGen(**kwargs)
@@ -43,11 +46,15 @@ def test_executor_ingests_the_latest_span_and_sets_artifact_properties(tmp_path)
     catalog = ImageCatalog()
     catalog.uri = str(tmp_path / "out" / "catalog")
     options = IngestOptions(splits=(("train", 1), ("eval", 1)))
-    Executor().Do({}, {spec.EXAMPLES_KEY: [examples], spec.CATALOG_KEY: [catalog]}, {
-        spec.INPUT_BASE_KEY: str(tmp_path / "span-{SPAN}"),
-        spec.OPTIONS_KEY: options.to_json(),
-        spec.INPUT_FINGERPRINT_KEY: "fp",
-    })
+    Executor().Do(
+        {},
+        {spec.EXAMPLES_KEY: [examples], spec.CATALOG_KEY: [catalog]},
+        {
+            spec.INPUT_BASE_KEY: str(tmp_path / "span-{SPAN}"),
+            spec.OPTIONS_KEY: options.to_json(),
+            spec.INPUT_FINGERPRINT_KEY: "fp",
+        },
+    )
     assert examples.span == 2
     assert artifact_utils.decode_split_names(examples.split_names) == ["train", "eval"]
     assert examples.get_string_custom_property("payload_format") == "FORMAT_TF_EXAMPLE"

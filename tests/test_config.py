@@ -21,15 +21,18 @@ def test_user_file_overrides_only_what_it_names(tmp_path):
     assert config.input.images == "data"
 
 
-@pytest.mark.parametrize("text,message", [
-    ("ingest:\n  min_widht: 3\n", r"ingest\.min_widht: unknown field"),
-    ("ingest:\n  channels: three\n", r"ingest\.channels: expected an integer"),
-    ("ingest:\n  channels: 2\n", r"ingest\.channels: must be 1 or 3"),
-    ("ingest:\n  splits: {eval: 1}\n", r"ingest\.splits: a 'train' split is required"),
-    ("enable_cache: maybe\n", r"enable_cache: expected true or false"),
-    ("beam:\n  args: --runner\n", r"beam\.args: expected a list"),
-    ("- a\n- b\n", r"top level must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("ingest:\n  min_widht: 3\n", r"ingest\.min_widht: unknown field"),
+        ("ingest:\n  channels: three\n", r"ingest\.channels: expected an integer"),
+        ("ingest:\n  channels: 2\n", r"ingest\.channels: must be 1 or 3"),
+        ("ingest:\n  splits: {eval: 1}\n", r"ingest\.splits: a 'train' split is required"),
+        ("enable_cache: maybe\n", r"enable_cache: expected true or false"),
+        ("beam:\n  args: --runner\n", r"beam\.args: expected a list"),
+        ("- a\n- b\n", r"top level must be a mapping"),
+    ],
+)
 def test_bad_values_are_rejected_naming_the_field(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -43,8 +46,9 @@ def test_missing_config_file_is_a_clear_error():
 
 
 def test_cluster_example_override_is_valid():
-    from pipelines.config import CONFIG_DIR
     import os
+
+    from pipelines.config import CONFIG_DIR
 
     config = load_config(os.path.join(CONFIG_DIR, "cluster.yaml"))
     assert "--runner=DataflowRunner" in config.beam.args

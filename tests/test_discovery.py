@@ -77,12 +77,16 @@ def test_manifest_rows_are_checked_for_escapes_missing_files_and_labels(root, tm
 
 def test_jsonl_manifest_with_a_broken_line_accounts_for_it(root, tmp_path):
     manifest = tmp_path / "m.jsonl"
-    manifest.write_text(json.dumps({"path": "cat/a.png", "label": "cat", "lens": "wide"}) + "\n"
-                        "{not json\n"
-                        + json.dumps({"path": "dog/b.png", "label": "dog"}) + "\n")
+    manifest.write_text(
+        json.dumps({"path": "cat/a.png", "label": "cat", "lens": "wide"}) + "\n"
+        "{not json\n" + json.dumps({"path": "dog/b.png", "label": "dog"}) + "\n"
+    )
     found = discover(str(root), str(manifest))
     assert [(c.path, c.reason) for c in found.candidates] == [
-        ("manifest:2", spec.BAD_MANIFEST_ROW), ("cat/a.png", None), ("dog/b.png", None)]
+        ("manifest:2", spec.BAD_MANIFEST_ROW),
+        ("cat/a.png", None),
+        ("dog/b.png", None),
+    ]
     assert found.extra_columns == {"lens": "str"}
 
 

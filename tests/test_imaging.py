@@ -130,14 +130,14 @@ def test_sixteen_bit_grey_is_scaled_not_clipped():
 
 def test_transparent_pixels_are_composited_over_the_background():
     rgba = Image.new("RGBA", (16, 16), (255, 0, 0, 0))
-    inspected = inspect_image(encode(rgba, "PNG"), ImageOptions(background=(0, 0, 255), min_width=8,
-                                                                  min_height=8))
+    inspected = inspect_image(
+        encode(rgba, "PNG"), ImageOptions(background=(0, 0, 255), min_width=8, min_height=8)
+    )
     assert decoded(inspected)[0, 0].tolist() == [0, 0, 255]
 
 
 def test_grey_layout_converts_colour_images():
-    inspected = inspect_image(encode(gradient(), "JPEG"), ImageOptions(channels=1, min_width=8,
-                                                                        min_height=8))
+    inspected = inspect_image(encode(gradient(), "JPEG"), ImageOptions(channels=1, min_width=8, min_height=8))
     assert inspected.channels == 1 and inspected.format == "png"
     decoded(inspected)
 
@@ -169,16 +169,21 @@ def test_invalid_gps_values_are_dropped_not_fatal():
     assert parse_gps({1: "N", 2: (TiffImagePlugin.IFDRational(1, 0), 0, 0), 3: "E", 4: (1, 0, 0)}) == {}
     assert parse_gps({2: "garbage", 4: None}) == {}
     assert parse_gps({1: "N", 2: (10, 30, 0), 3: "E", 4: (20, 15, 0)}) == {
-        spec.GPS_LATITUDE: 10.5, spec.GPS_LONGITUDE: 20.25}
+        spec.GPS_LATITUDE: 10.5,
+        spec.GPS_LONGITUDE: 20.25,
+    }
 
 
-@pytest.mark.parametrize("raw,expected", [
-    ("2024:02:29 23:59:01", "2024-02-29T23:59:01"),
-    ("0000:00:00 00:00:00", None),
-    ("    :  :     :  :  ", None),
-    (b"2020:01:02 03:04:05\x00", "2020-01-02T03:04:05"),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("2024:02:29 23:59:01", "2024-02-29T23:59:01"),
+        ("0000:00:00 00:00:00", None),
+        ("    :  :     :  :  ", None),
+        (b"2020:01:02 03:04:05\x00", "2020-01-02T03:04:05"),
+        (None, None),
+    ],
+)
 def test_exif_datetime_parsing(raw, expected):
     assert parse_exif_datetime(raw) == expected
 
@@ -186,3 +191,11 @@ def test_exif_datetime_parsing(raw, expected):
 def test_image_options_reject_bad_channels():
     with pytest.raises(ValueError, match="channels must be 1 or 3"):
         ImageOptions(channels=2)
+
+
+def test_multi_picture_jpeg_from_cameras_keeps_the_first_picture():
+    first, second = gradient(48, 32), gradient(48, 32).transpose(Image.Transpose.ROTATE_180)
+    data = encode(first, "MPO", save_all=True, append_images=[second])
+    inspected = inspect_image(data, OPTIONS)
+    assert inspected.original_format == "mpo" and inspected.format == "png"
+    assert np.abs(decoded(inspected).astype(int) - np.asarray(first).astype(int)).mean() < 8

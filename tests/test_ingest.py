@@ -18,14 +18,15 @@ from components.image_example_gen.ingest import IngestOptions, _PickFirst, inges
 from components.image_example_gen.records import catalog_schema
 from tests.conftest import encode, gradient, write
 
-OPTIONS = IngestOptions(image=ImageOptions(channels=3, min_width=16, min_height=16,
-                                           max_pixels=20_000_000))
+OPTIONS = IngestOptions(image=ImageOptions(channels=3, min_width=16, min_height=16, max_pixels=20_000_000))
 
 
 def read_examples(examples_dir, split):
     files = sorted(glob.glob(os.path.join(examples_dir, f"Split-{split}", "*.gz")))
-    return [tf.train.Example.FromString(r.numpy())
-            for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+    return [
+        tf.train.Example.FromString(r.numpy())
+        for r in tf.data.TFRecordDataset(files, compression_type="GZIP")
+    ]
 
 
 def feature(example, name):
@@ -35,8 +36,7 @@ def feature(example, name):
 
 def run(root, out, manifest=None, options=OPTIONS):
     found = discover(str(root), manifest)
-    summary = ingest(found, options, span=0, examples_dir=str(out / "examples"),
-                     catalog_dir=str(out))
+    summary = ingest(found, options, span=0, examples_dir=str(out / "examples"), catalog_dir=str(out))
     catalog = pq.read_table(str(out / spec.CATALOG_FILE)).to_pylist()
     return found, summary, {row["path"]: row for row in catalog}
 
@@ -126,12 +126,17 @@ def test_manifest_extras_are_typed_features(tmp_path):
     write(root / "x" / "one.jpg", encode(gradient(), "JPEG"))
     write(root / "x" / "two.jpg", encode(gradient(50, 30), "JPEG"))
     manifest = tmp_path / "m.csv"
-    manifest.write_text("path,label,iso,exposure,site\nx/one.jpg,cat,100,0.25,north\n"
-                        "x/two.jpg,dog,200,0.5,south\n../etc/passwd,cat,1,1,x\n")
-    found, summary, catalog = run(root, tmp_path / "out", str(manifest),
-                                  IngestOptions(splits=(("train", 1),)))
+    manifest.write_text(
+        "path,label,iso,exposure,site\nx/one.jpg,cat,100,0.25,north\n"
+        "x/two.jpg,dog,200,0.5,south\n../etc/passwd,cat,1,1,x\n"
+    )
+    found, summary, catalog = run(
+        root, tmp_path / "out", str(manifest), IngestOptions(splits=(("train", 1),))
+    )
     assert summary == {**summary, "seen": 3, "ingested": 2, "quarantined": 1}
-    examples = {feature(e, spec.PATH).decode(): e for e in read_examples(str(tmp_path / "out/examples"), "train")}
+    examples = {
+        feature(e, spec.PATH).decode(): e for e in read_examples(str(tmp_path / "out/examples"), "train")
+    }
     assert feature(examples["x/one.jpg"], "iso") == 100
     assert feature(examples["x/two.jpg"], "exposure") == 0.5
     assert feature(examples["x/two.jpg"], "site") == b"south"
@@ -153,3 +158,15 @@ def test_pick_first_keeps_smallest_path_and_reports_the_rest():
             equal_to([("b/1.jpg", spec.DUPLICATE, "a/2.jpg"), ("c/3.jpg", spec.DUPLICATE, "a/2.jpg")]),
             label="duplicates",
         )
+
+
+def test_non_utf8_file_and_folder_names_are_ingested_with_escaped_text(tmp_path):
+    root = tmp_path / "images"
+    folder = os.path.join(os.fsencode(str(root)), b"caf\xe9")
+    os.makedirs(folder)
+    with open(os.path.join(folder, b"im\xffage.png"), "wb") as f:
+        f.write(encode(gradient(), "PNG"))
+    found, summary, catalog = run(root, tmp_path / "out", options=IngestOptions(splits=(("train", 1),)))
+    assert summary["ingested"] == 1
+    assert list(catalog) == ["caf\\xe9/im\\xffage.png"]
+    assert found.labels == ["caf\\xe9"]

@@ -1,7 +1,7 @@
 """ImageExampleGen: TFX component spec and class.
 
-    example_gen = ImageExampleGen(input_base="data/span-{SPAN}", options=IngestOptions())
-    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
+example_gen = ImageExampleGen(input_base="data/span-{SPAN}", options=IngestOptions())
+statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
 """
 
 from __future__ import annotations
@@ -66,14 +66,16 @@ class ImageExampleGen(base_beam_component.BaseBeamComponent):
             raise ValueError("input_base is required")
         if span is not None and span < 0:
             raise ValueError(f"span must be non-negative, got {span}")
-        super().__init__(ImageExampleGenSpec(
-            **{
-                spec.INPUT_BASE_KEY: input_base,
-                spec.MANIFEST_KEY: manifest,
-                spec.SPAN_KEY: span,
-                spec.OPTIONS_KEY: options.to_json(),
-                spec.INPUT_FINGERPRINT_KEY: input_fingerprint,
-                spec.EXAMPLES_KEY: types.Channel(type=standard_artifacts.Examples),
-                spec.CATALOG_KEY: types.Channel(type=ImageCatalog),
-            }
-        ))
+        super().__init__(
+            ImageExampleGenSpec(
+                **{
+                    spec.INPUT_BASE_KEY: input_base,
+                    spec.MANIFEST_KEY: manifest,
+                    spec.SPAN_KEY: span,
+                    spec.OPTIONS_KEY: options.to_json(),
+                    spec.INPUT_FINGERPRINT_KEY: input_fingerprint,
+                    spec.EXAMPLES_KEY: types.Channel(type=standard_artifacts.Examples),
+                    spec.CATALOG_KEY: types.Channel(type=ImageCatalog),
+                }
+            )
+        )

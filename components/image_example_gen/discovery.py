@@ -28,7 +28,13 @@ PATH_COLUMN = "path"
 LABEL_COLUMN = "label"
 _EXTRA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED = set(spec.BUILTIN_FEATURES) | {
-    spec.STATUS, spec.REASON, spec.DETAIL, spec.SPLIT, spec.SPAN, spec.DUPLICATE_OF, spec.TRANSCODED,
+    spec.STATUS,
+    spec.REASON,
+    spec.DETAIL,
+    spec.SPLIT,
+    spec.SPAN,
+    spec.DUPLICATE_OF,
+    spec.TRANSCODED,
 }
 
 
@@ -98,20 +104,34 @@ def _from_folders(root: str) -> list[Candidate]:
         for name in entries:
             rel = name if rel_dir == "." else os.path.join(rel_dir, name)
             rel = rel.replace(os.sep, "/")
-            label = rel.split("/", 1)[0] if "/" in rel else None
+            label = safe_label(rel.split("/", 1)[0]) if "/" in rel else None
             full = os.path.join(root, rel)
             if os.path.islink(full) and not _inside(os.path.realpath(full), real_root):
-                candidates.append(Candidate(rel, label, reason=spec.SYMLINK_ESCAPES_ROOT,
-                                            detail=f"resolves to {os.path.realpath(full)}"))
+                candidates.append(
+                    Candidate(
+                        rel,
+                        label,
+                        reason=spec.SYMLINK_ESCAPES_ROOT,
+                        detail=f"resolves to {os.path.realpath(full)}",
+                    )
+                )
             elif os.path.isdir(full):
                 # A symlinked directory inside the root: its files are listed under their real path.
                 continue
             elif label is None:
-                candidates.append(Candidate(rel, None, reason=spec.MISSING_LABEL,
-                                            detail="file is not inside a class folder"))
+                candidates.append(
+                    Candidate(
+                        rel, None, reason=spec.MISSING_LABEL, detail="file is not inside a class folder"
+                    )
+                )
             else:
                 candidates.append(Candidate(rel, label))
     return candidates
+
+
+def safe_label(name: str) -> str:
+    """Folder names need not be UTF-8: undecodable bytes become visible escapes in the label."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _from_manifest(root: str, manifest: str) -> tuple[list[Candidate], dict[str, str]]:
@@ -123,11 +143,14 @@ def _from_manifest(root: str, manifest: str) -> tuple[list[Candidate], dict[str,
                 extra_names.append(key)
     for name in extra_names:
         if not _EXTRA_NAME.match(name):
-            raise ValueError(f"manifest {manifest}: column {name!r} is not a valid feature name "
-                             "(letters, digits and underscores, not starting with a digit)")
+            raise ValueError(
+                f"manifest {manifest}: column {name!r} is not a valid feature name "
+                "(letters, digits and underscores, not starting with a digit)"
+            )
         if name in _RESERVED:
-            raise ValueError(f"manifest {manifest}: column {name!r} clashes with a built-in "
-                             f"feature; rename it")
+            raise ValueError(
+                f"manifest {manifest}: column {name!r} clashes with a built-in feature; rename it"
+            )
     extra_types = {name: _infer_type([row.get(name) for _, row in rows]) for name in extra_names}
 
     real_root = os.path.realpath(root)
@@ -143,8 +166,9 @@ def _from_manifest(root: str, manifest: str) -> tuple[list[Candidate], dict[str,
         )
         path = str(raw_path).strip() if raw_path is not None else ""
         if not path:
-            candidates.append(Candidate(f"manifest:{line}", label, extras, spec.BAD_MANIFEST_ROW,
-                                        "row has no path"))
+            candidates.append(
+                Candidate(f"manifest:{line}", label, extras, spec.BAD_MANIFEST_ROW, "row has no path")
+            )
             continue
         reason, detail = _check_path(root, real_root, path)
         if reason is None and label is None:
@@ -184,20 +208,34 @@ def _read_manifest(manifest: str) -> tuple[list[tuple[int, dict]], list[Candidat
                     if not isinstance(row, dict):
                         raise ValueError("a row must be a JSON object")
                 except ValueError as e:
-                    bad.append(Candidate(f"manifest:{line_number}", None, reason=spec.BAD_MANIFEST_ROW,
-                                         detail=f"invalid JSON line: {e}"[:300]))
+                    bad.append(
+                        Candidate(
+                            f"manifest:{line_number}",
+                            None,
+                            reason=spec.BAD_MANIFEST_ROW,
+                            detail=f"invalid JSON line: {e}"[:300],
+                        )
+                    )
                     continue
                 rows.append((line_number, row))
         return rows, bad
     with open(manifest, encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames or PATH_COLUMN not in reader.fieldnames:
-            raise ValueError(f"manifest {manifest}: the CSV header must have a {PATH_COLUMN!r} column "
-                             f"(and usually {LABEL_COLUMN!r}); found {reader.fieldnames}")
+            raise ValueError(
+                f"manifest {manifest}: the CSV header must have a {PATH_COLUMN!r} column "
+                f"(and usually {LABEL_COLUMN!r}); found {reader.fieldnames}"
+            )
         for row in reader:
             if None in row:  # More cells than header columns.
-                bad.append(Candidate(f"manifest:{reader.line_num}", None, reason=spec.BAD_MANIFEST_ROW,
-                                     detail="row has more cells than the header"))
+                bad.append(
+                    Candidate(
+                        f"manifest:{reader.line_num}",
+                        None,
+                        reason=spec.BAD_MANIFEST_ROW,
+                        detail="row has more cells than the header",
+                    )
+                )
                 continue
             rows.append((reader.line_num, row))
     return rows, bad

@@ -24,7 +24,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     ) -> None:
         options = IngestOptions.from_json(exec_properties[spec.OPTIONS_KEY])
         root, span = discovery_lib.resolve_span(
-            exec_properties[spec.INPUT_BASE_KEY], exec_properties.get(spec.SPAN_KEY))
+            exec_properties[spec.INPUT_BASE_KEY], exec_properties.get(spec.SPAN_KEY)
+        )
         manifest = exec_properties.get(spec.MANIFEST_KEY) or None
         if manifest:
             manifest = manifest.replace(discovery_lib.SPAN_TOKEN, str(span))
@@ -33,18 +34,26 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         examples = artifact_utils.get_single_instance(output_dict[spec.EXAMPLES_KEY])
         catalog = artifact_utils.get_single_instance(output_dict[spec.CATALOG_KEY])
         logging.info("ImageExampleGen: %d inputs under %s (span %d)", len(found.candidates), root, span)
-        summary = ingest(found, options, span=span, examples_dir=examples.uri,
-                         catalog_dir=catalog.uri, make_pipeline=self._make_beam_pipeline)
+        summary = ingest(
+            found,
+            options,
+            span=span,
+            examples_dir=examples.uri,
+            catalog_dir=catalog.uri,
+            make_pipeline=self._make_beam_pipeline,
+        )
         logging.info("ImageExampleGen: %s", summary)
 
         examples.split_names = artifact_utils.encode_split_names(options.split_names)
         examples.span = span
         examples.version = 0
         examples.set_string_custom_property(
-            "payload_format", example_gen_pb2.PayloadFormat.Name(example_gen_pb2.FORMAT_TF_EXAMPLE))
+            "payload_format", example_gen_pb2.PayloadFormat.Name(example_gen_pb2.FORMAT_TF_EXAMPLE)
+        )
         examples.set_string_custom_property("file_format", "tfrecords_gzip")
         examples.set_string_custom_property(
-            "input_fingerprint", exec_properties.get(spec.INPUT_FINGERPRINT_KEY) or "")
+            "input_fingerprint", exec_properties.get(spec.INPUT_FINGERPRINT_KEY) or ""
+        )
         for key in ("seen", "ingested", "quarantined", "duplicates"):
             catalog.set_int_custom_property(key, summary[key])
         catalog.set_int_custom_property("span", span)

@@ -18,7 +18,7 @@ import warnings
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from components.image_example_gen import spec
 
@@ -57,7 +57,7 @@ class ImageOptions:
     max_pixels: int = 50_000_000
     min_width: int = 16
     min_height: int = 16
-    allowed_formats: tuple[str, ...] = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
+    allowed_formats: tuple[str, ...] = ("JPEG", "MPO", "PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
     background: tuple[int, int, int] = (255, 255, 255)
 
     def __post_init__(self):
@@ -94,6 +94,15 @@ def inspect_image(data: bytes, options: ImageOptions) -> InspectedImage:
     """Verifies that ``data`` is a whole, decodable image and normalises it for TensorFlow."""
     if not data:
         raise Rejected(spec.EMPTY_FILE, "file has zero bytes")
+    try:
+        return _inspect(data, options)
+    except Rejected:
+        raise
+    except Exception as e:  # Whatever a hostile file provokes in a decoder is a quarantine reason.
+        raise Rejected(spec.CORRUPT_IMAGE, f"unexpected decoder failure: {_describe(e)}") from None
+
+
+def _inspect(data: bytes, options: ImageOptions) -> InspectedImage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -136,13 +145,15 @@ def inspect_image(data: bytes, options: ImageOptions) -> InspectedImage:
         and "transparency" not in image.info
         and getattr(image, "n_frames", 1) == 1
     )
+    if passthrough and fmt == "JPEG":
+        # TensorFlow's own decoder is the one that must accept the file later. At 1/8 scale it
+        # still entropy-decodes every scan, so truncation fails exactly as in a full decode.
+        _verify_jpeg_with_tensorflow(data, width, height, options.channels)
+        return InspectedImage(data, "jpeg", "jpeg", width, height, options.channels, False, metadata)
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if passthrough and fmt == "JPEG":
-                # Decoding at 1/8 scale still entropy-decodes every scan of the file, so a truncated
-                # or corrupt stream fails exactly as a full decode would, at a fraction of the cost.
-                image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
             image.load()
     except Exception as e:
         message = _describe(e)
@@ -150,16 +161,7 @@ def inspect_image(data: bytes, options: ImageOptions) -> InspectedImage:
         raise Rejected(reason, f"pixel data does not decode: {message}") from None
 
     if passthrough:
-        return InspectedImage(
-            encoded=data,
-            format=_TF_NATIVE_FORMATS[fmt],
-            original_format=fmt.lower(),
-            width=width,
-            height=height,
-            channels=options.channels,
-            transcoded=False,
-            metadata=metadata,
-        )
+        return InspectedImage(data, "png", "png", width, height, options.channels, False, metadata)
 
     try:
         normalised = _normalise(image, orientation, options)
@@ -177,6 +179,21 @@ def inspect_image(data: bytes, options: ImageOptions) -> InspectedImage:
         transcoded=True,
         metadata=metadata,
     )
+
+
+def _verify_jpeg_with_tensorflow(data: bytes, width: int, height: int, channels: int) -> None:
+    import tensorflow as tf
+
+    try:
+        pixels = tf.io.decode_jpeg(data, channels=channels, ratio=8)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
+        ended = data.rstrip(b"\x00").endswith(b"\xff\xd9")
+        reason = spec.CORRUPT_IMAGE if ended else spec.TRUNCATED_IMAGE
+        message = str(e).strip().splitlines()[-1][:200]
+        raise Rejected(reason, f"TensorFlow cannot decode the JPEG data: {message}") from None
+    expected = (-(-height // 8), -(-width // 8), channels)
+    if tuple(pixels.shape) != expected:
+        raise Rejected(spec.CORRUPT_IMAGE, f"decoded shape {tuple(pixels.shape)} != header {expected}")
 
 
 _SIGNATURES = (

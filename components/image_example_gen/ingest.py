@@ -17,9 +17,8 @@ import dataclasses
 import hashlib
 import json
 import os
-from typing import Any, Iterable
-
 import zlib
+from typing import Any, Iterable
 
 import apache_beam as beam
 import pyarrow.parquet as pq
@@ -71,9 +70,7 @@ class IngestOptions:
     def from_json(cls, text: str) -> "IngestOptions":
         raw = json.loads(text)
         image = raw.get("image", {})
-        image = ImageOptions(**{
-            k: tuple(v) if isinstance(v, list) else v for k, v in image.items()
-        })
+        image = ImageOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in image.items()})
         splits = tuple((str(name), int(weight)) for name, weight in raw.get("splits", spec.DEFAULT_SPLITS))
         return cls(image=image, splits=splits, gzip_level=int(raw.get("gzip_level", 1)))
 
@@ -98,9 +95,14 @@ class _GzipTFRecordSink(filebasedsink.FileBasedSink):
 
     def __init__(self, file_path_prefix: str, level: int):
         super().__init__(
-            file_path_prefix=file_path_prefix, coder=coders.BytesCoder(),
-            file_name_suffix=spec.TFRECORD_SUFFIX, num_shards=0, shard_name_template=None,
-            mime_type="application/octet-stream", compression_type=CompressionTypes.UNCOMPRESSED)
+            file_path_prefix=file_path_prefix,
+            coder=coders.BytesCoder(),
+            file_name_suffix=spec.TFRECORD_SUFFIX,
+            num_shards=0,
+            shard_name_template=None,
+            mime_type="application/octet-stream",
+            compression_type=CompressionTypes.UNCOMPRESSED,
+        )
         self._level = level
 
     def open(self, temp_path):
@@ -127,13 +129,20 @@ class _HashFile(beam.DoFn):
             with open(full, "rb") as f:
                 data = f.read()
         except OSError as e:
-            yield beam.pvalue.TaggedOutput(_CATALOG, _rejected_row(
-                self._schema, candidate, self._span, spec.UNREADABLE_FILE, f"{type(e).__name__}: {e}"))
+            yield beam.pvalue.TaggedOutput(
+                _CATALOG,
+                _rejected_row(
+                    self._schema, candidate, self._span, spec.UNREADABLE_FILE, f"{type(e).__name__}: {e}"
+                ),
+            )
             return
         if not data:
-            yield beam.pvalue.TaggedOutput(_CATALOG, _rejected_row(
-                self._schema, candidate, self._span, spec.EMPTY_FILE, "file has zero bytes",
-                byte_size=0))
+            yield beam.pvalue.TaggedOutput(
+                _CATALOG,
+                _rejected_row(
+                    self._schema, candidate, self._span, spec.EMPTY_FILE, "file has zero bytes", byte_size=0
+                ),
+            )
             return
         yield hashlib.sha256(data).hexdigest(), (candidate, len(data))
 
@@ -151,10 +160,22 @@ class _PickFirst(beam.DoFn):
         first, byte_size = entries[0]
         yield sha, first, byte_size
         for candidate, size in entries[1:]:
-            yield beam.pvalue.TaggedOutput(_CATALOG, catalog_row(
-                self._schema, path=candidate.path, status=spec.DUPLICATE, reason=spec.DUPLICATE,
-                detail=f"same content as {first.path}", span=self._span, label=candidate.label,
-                sha256=sha, byte_size=size, duplicate_of=first.path, **dict(candidate.extras)))
+            yield beam.pvalue.TaggedOutput(
+                _CATALOG,
+                catalog_row(
+                    self._schema,
+                    path=candidate.path,
+                    status=spec.DUPLICATE,
+                    reason=spec.DUPLICATE,
+                    detail=f"same content as {first.path}",
+                    span=self._span,
+                    label=candidate.label,
+                    sha256=sha,
+                    byte_size=size,
+                    duplicate_of=first.path,
+                    **dict(candidate.extras),
+                ),
+            )
 
 
 class _InspectAndEncode(beam.DoFn):
@@ -174,40 +195,91 @@ class _InspectAndEncode(beam.DoFn):
             with open(full, "rb") as f:
                 data = f.read()
         except OSError as e:
-            yield beam.pvalue.TaggedOutput(_CATALOG, _rejected_row(
-                self._schema, candidate, self._span, spec.UNREADABLE_FILE, f"{type(e).__name__}: {e}"))
+            yield beam.pvalue.TaggedOutput(
+                _CATALOG,
+                _rejected_row(
+                    self._schema, candidate, self._span, spec.UNREADABLE_FILE, f"{type(e).__name__}: {e}"
+                ),
+            )
             return
         if hashlib.sha256(data).hexdigest() != sha:
-            yield beam.pvalue.TaggedOutput(_CATALOG, _rejected_row(
-                self._schema, candidate, self._span, spec.FILE_CHANGED,
-                "content changed between the hashing and the decoding pass", sha256=sha))
+            yield beam.pvalue.TaggedOutput(
+                _CATALOG,
+                _rejected_row(
+                    self._schema,
+                    candidate,
+                    self._span,
+                    spec.FILE_CHANGED,
+                    "content changed between the hashing and the decoding pass",
+                    sha256=sha,
+                ),
+            )
             return
         try:
             image = inspect_image(data, self._options.image)
         except Rejected as rejected:
-            yield beam.pvalue.TaggedOutput(_CATALOG, _rejected_row(
-                self._schema, candidate, self._span, rejected.reason, rejected.detail,
-                sha256=sha, byte_size=byte_size))
+            yield beam.pvalue.TaggedOutput(
+                _CATALOG,
+                _rejected_row(
+                    self._schema,
+                    candidate,
+                    self._span,
+                    rejected.reason,
+                    rejected.detail,
+                    sha256=sha,
+                    byte_size=byte_size,
+                ),
+            )
             return
         split = assign_split(sha, self._options.splits)
         label_index = self._index[candidate.label]
-        example = encode_example(image, label=candidate.label, label_index=label_index,
-                                 path=candidate.path, sha256=sha, byte_size=byte_size,
-                                 extras=candidate.extras)
+        example = encode_example(
+            image,
+            label=candidate.label,
+            label_index=label_index,
+            path=candidate.path,
+            sha256=sha,
+            byte_size=byte_size,
+            extras=candidate.extras,
+        )
         yield beam.pvalue.TaggedOutput(split, example.SerializeToString())
         metadata = dict(image.metadata)
-        yield beam.pvalue.TaggedOutput(_CATALOG, catalog_row(
-            self._schema, path=candidate.path, status=spec.INGESTED, split=split, span=self._span,
-            label=candidate.label, label_index=label_index, sha256=sha, byte_size=byte_size,
-            width=image.width, height=image.height, channels=image.channels, format=image.format,
-            original_format=image.original_format, transcoded=image.transcoded,
-            **metadata, **dict(candidate.extras)))
+        yield beam.pvalue.TaggedOutput(
+            _CATALOG,
+            catalog_row(
+                self._schema,
+                path=candidate.path,
+                status=spec.INGESTED,
+                split=split,
+                span=self._span,
+                label=candidate.label,
+                label_index=label_index,
+                sha256=sha,
+                byte_size=byte_size,
+                width=image.width,
+                height=image.height,
+                channels=image.channels,
+                format=image.format,
+                original_format=image.original_format,
+                transcoded=image.transcoded,
+                **metadata,
+                **dict(candidate.extras),
+            ),
+        )
 
 
 def _rejected_row(schema, candidate: Candidate, span: int, reason: str, detail: str, **extra):
-    return catalog_row(schema, path=candidate.path, status=spec.QUARANTINED, reason=reason,
-                       detail=detail, span=span, label=candidate.label,
-                       **dict(candidate.extras), **extra)
+    return catalog_row(
+        schema,
+        path=candidate.path,
+        status=spec.QUARANTINED,
+        reason=reason,
+        detail=detail,
+        span=span,
+        label=candidate.label,
+        **dict(candidate.extras),
+        **extra,
+    )
 
 
 def write_ingestion(
@@ -230,16 +302,16 @@ def write_ingestion(
     early_rows = (
         pipeline
         | "EarlyRejections" >> beam.Create(early or [None])
-        | "EarlyRows" >> beam.FlatMap(
-            lambda c: [] if c is None else [_rejected_row(schema, c, span, c.reason, c.detail)])
+        | "EarlyRows"
+        >> beam.FlatMap(lambda c: [] if c is None else [_rejected_row(schema, c, span, c.reason, c.detail)])
     )
     hashed = (
         pipeline
         | "Candidates" >> beam.Create(readable or [None])
         | "DropPlaceholder" >> beam.Filter(lambda c: c is not None)
         | "Spread" >> beam.Reshuffle()
-        | "ReadAndHash" >> beam.ParDo(_HashFile(discovery.root, schema, span)).with_outputs(
-            _CATALOG, main="hashed")
+        | "ReadAndHash"
+        >> beam.ParDo(_HashFile(discovery.root, schema, span)).with_outputs(_CATALOG, main="hashed")
     )
     picked = (
         hashed.hashed
@@ -249,19 +321,24 @@ def write_ingestion(
     encoded = (
         picked.kept
         | "SpreadKept" >> beam.Reshuffle()
-        | "InspectAndEncode" >> beam.ParDo(
+        | "InspectAndEncode"
+        >> beam.ParDo(
             _InspectAndEncode(discovery.root, options, discovery.labels, schema, span)
         ).with_outputs(_CATALOG, *options.split_names)
     )
     for split in options.split_names:
-        _ = encoded[split] | f"Write[{split}]" >> beam.io.Write(_GzipTFRecordSink(
-            os.path.join(examples_dir, f"Split-{split}", spec.TFRECORD_PREFIX), options.gzip_level))
+        _ = encoded[split] | f"Write[{split}]" >> beam.io.Write(
+            _GzipTFRecordSink(
+                os.path.join(examples_dir, f"Split-{split}", spec.TFRECORD_PREFIX), options.gzip_level
+            )
+        )
     _ = (
         (early_rows, hashed[_CATALOG], picked[_CATALOG], encoded[_CATALOG])
         | "CatalogRows" >> beam.Flatten()
-        | "WriteCatalog" >> beam.io.WriteToParquet(
-            os.path.join(catalog_dir, spec.CATALOG_FILE), schema, num_shards=1,
-            shard_name_template="")
+        | "WriteCatalog"
+        >> beam.io.WriteToParquet(
+            os.path.join(catalog_dir, spec.CATALOG_FILE), schema, num_shards=1, shard_name_template=""
+        )
     )
 
 
@@ -272,15 +349,18 @@ def write_labels(labels: Iterable[str], *directories: str) -> None:
             f.writelines(f"{label}\n" for label in labels)
 
 
-def summarize(catalog_dir: str, *, expected: int | None = None, extra: dict[str, Any] | None = None
-              ) -> dict[str, Any]:
+def summarize(
+    catalog_dir: str, *, expected: int | None = None, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Counts the catalog and writes ``summary.json`` beside it.
 
     ``expected`` is the number of candidates discovered; a catalog that does not account for every
     one of them is an error, not a summary.
     """
-    table = pq.read_table(os.path.join(catalog_dir, spec.CATALOG_FILE),
-                          columns=[spec.STATUS, spec.REASON, spec.SPLIT, spec.LABEL])
+    table = pq.read_table(
+        os.path.join(catalog_dir, spec.CATALOG_FILE),
+        columns=[spec.STATUS, spec.REASON, spec.SPLIT, spec.LABEL],
+    )
     rows = table.to_pylist()
     status = collections.Counter(r[spec.STATUS] for r in rows)
     summary = {
@@ -288,12 +368,21 @@ def summarize(catalog_dir: str, *, expected: int | None = None, extra: dict[str,
         "ingested": status[spec.INGESTED],
         "quarantined": status[spec.QUARANTINED],
         "duplicates": status[spec.DUPLICATE],
-        "by_reason": dict(sorted(collections.Counter(
-            r[spec.REASON] for r in rows if r[spec.STATUS] != spec.INGESTED).items())),
-        "by_split": dict(sorted(collections.Counter(
-            r[spec.SPLIT] for r in rows if r[spec.STATUS] == spec.INGESTED).items())),
-        "by_label": dict(sorted(collections.Counter(
-            r[spec.LABEL] for r in rows if r[spec.STATUS] == spec.INGESTED).items())),
+        "by_reason": dict(
+            sorted(
+                collections.Counter(r[spec.REASON] for r in rows if r[spec.STATUS] != spec.INGESTED).items()
+            )
+        ),
+        "by_split": dict(
+            sorted(
+                collections.Counter(r[spec.SPLIT] for r in rows if r[spec.STATUS] == spec.INGESTED).items()
+            )
+        ),
+        "by_label": dict(
+            sorted(
+                collections.Counter(r[spec.LABEL] for r in rows if r[spec.STATUS] == spec.INGESTED).items()
+            )
+        ),
     }
     summary.update(extra or {})
     if summary["seen"] != summary["ingested"] + summary["quarantined"] + summary["duplicates"]:
@@ -321,11 +410,13 @@ def ingest(
     """
     pipeline = make_pipeline() if make_pipeline else beam.Pipeline()
     with pipeline as p:
-        write_ingestion(p, discovery, options, span=span, examples_dir=examples_dir,
-                        catalog_dir=catalog_dir)
+        write_ingestion(p, discovery, options, span=span, examples_dir=examples_dir, catalog_dir=catalog_dir)
     for split in options.split_names:
         # A split that received no image still gets its directory, so readers see an empty split.
         os.makedirs(os.path.join(examples_dir, f"Split-{split}"), exist_ok=True)
     write_labels(discovery.labels, examples_dir, catalog_dir)
-    return summarize(catalog_dir, expected=len(discovery.candidates),
-                     extra={"span": span, "root": discovery.root, "labels": discovery.labels})
+    return summarize(
+        catalog_dir,
+        expected=len(discovery.candidates),
+        extra={"span": span, "root": discovery.root, "labels": discovery.labels},
+    )

@@ -37,9 +37,17 @@ def assign_split(sha256_hex: str, splits: Iterable[tuple[str, int]]) -> str:
     return splits[-1][0]
 
 
+def safe_text(value: str) -> str:
+    """File names need not be UTF-8; undecodable bytes become visible escapes (\\xNN)."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _bytes(*values: str | bytes) -> tf.train.Feature:
-    return tf.train.Feature(bytes_list=tf.train.BytesList(
-        value=[v if isinstance(v, bytes) else v.encode("utf-8") for v in values]))
+    return tf.train.Feature(
+        bytes_list=tf.train.BytesList(
+            value=[v if isinstance(v, bytes) else v.encode("utf-8") for v in values]
+        )
+    )
 
 
 def _int(*values: int) -> tf.train.Feature:
@@ -70,7 +78,7 @@ def encode_example(
         spec.CHANNELS: _int(image.channels),
         spec.FORMAT: _bytes(image.format),
         spec.ORIGINAL_FORMAT: _bytes(image.original_format),
-        spec.PATH: _bytes(path),
+        spec.PATH: _bytes(safe_text(path)),
         spec.SHA256: _bytes(sha256),
         spec.BYTE_SIZE: _int(byte_size),
         spec.ORIENTATION: _int(int(image.metadata.get(spec.ORIENTATION, 1))),
@@ -130,5 +138,5 @@ def catalog_row(schema: pa.Schema, **values: Any) -> dict[str, Any]:
     unknown = set(values) - set(row)
     if unknown:
         raise KeyError(f"not catalog columns: {sorted(unknown)}")
-    row.update(values)
+    row.update({k: safe_text(v) if isinstance(v, str) else v for k, v in values.items()})
     return row
