@@ -53,7 +53,7 @@ def cmd_run(args) -> int:
 
     config = _config(args, images=args.images, manifest=args.manifest, span=args.span)
     print(f"Running pipeline {config.pipeline_name!r} with the Beam DAG runner")
-    result = run_pipeline(config, args.output)
+    result = run_pipeline(config, args.output, train=not args.validate_only)
     print(f"Pipeline finished in {result.seconds:.1f}s")
     for node, state in result.nodes.items():
         print(f"  {node}: {state}")
@@ -80,8 +80,34 @@ def cmd_run(args) -> int:
         for split, items in found.items():
             for feature, description in items:
                 print(f"  [{split}] {feature}: {description}")
+    _print_model_outputs(result)
     print(f"Metadata:  {result.metadata_path}")
     return 0
+
+
+def _print_model_outputs(result) -> None:
+    from pipelines.pipeline import EVALUATOR, PUSHER, TRAINER, TUNER
+
+    tuned = result.outputs.get(TUNER, {}).get("best_hyperparameters", [None])[0]
+    if tuned and os.path.exists(os.path.join(tuned, "best_hyperparameters.txt")):
+        with open(os.path.join(tuned, "best_hyperparameters.txt")) as f:
+            print(f"Tuned:     {json.load(f).get('values')}")
+    run = result.outputs.get(TRAINER, {}).get("model_run", [None])[0]
+    if run and os.path.exists(os.path.join(run, "metrics.json")):
+        with open(os.path.join(run, "metrics.json")) as f:
+            metrics = json.load(f)
+        if "test_accuracy" in metrics:
+            print(f"Test accuracy: {metrics['test_accuracy']:.4f}")
+    blessing = result.outputs.get(EVALUATOR, {}).get("blessing", [None])[0]
+    if blessing:
+        blessed = os.path.exists(os.path.join(blessing, "BLESSED"))
+        print(f"Evaluation: {'BLESSED' if blessed else 'NOT blessed'} ({blessing})")
+    pushed = result.outputs.get(PUSHER, {}).get("pushed_model", [None])[0]
+    if pushed is not None:
+        from pipelines.runner import pushed_destination
+
+        destination = pushed_destination(result.metadata_path, pushed)
+        print(f"Serving model: {destination or 'not pushed (model not blessed)'}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--span", type=int, help="ingest this span instead of the latest")
         p.add_argument("--output", required=True, help="output directory")
         p.add_argument("--config", help="YAML config overriding pipelines/configs/default.yaml")
+        if name == "run":
+            p.add_argument("--validate-only", action="store_true", help="stop after data validation")
         p.set_defaults(func=func)
     return parser
 

@@ -94,6 +94,84 @@ class ValidationConfig:
 
 
 @dataclasses.dataclass
+class ModelConfig:
+    image_size: int = 0  # Square input size; 0 = the median short side of the images (32-128).
+    flip: bool = True  # Horizontal-flip augmentation; turn off where a flip changes the class.
+    hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)  # When not tuning.
+
+    def validate(self, where: str) -> None:
+        if self.image_size and not 16 <= self.image_size <= 512:
+            raise ConfigError(f"{where}.image_size: 0 (auto) or 16-512, got {self.image_size}")
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    epochs: int = 15
+    batch_size: int = 32
+    strategy: str = "single"  # single | mirrored | multi_worker
+    workers: int = 2  # Local worker processes for multi_worker.
+    warm_start: bool = False  # Start from the latest blessed model (incremental spans).
+    cache: bool = True  # Keep decoded images in memory after the first epoch.
+
+    def validate(self, where: str) -> None:
+        if self.strategy not in ("single", "mirrored", "multi_worker"):
+            raise ConfigError(f"{where}.strategy: single, mirrored or multi_worker, got {self.strategy!r}")
+        for name in ("epochs", "batch_size", "workers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{where}.{name}: must be positive, got {getattr(self, name)}")
+
+
+@dataclasses.dataclass
+class TuningConfig:
+    enabled: bool = True
+    algorithm: str = "random"  # random | hyperband | bayesian
+    max_trials: int = 4
+    epochs: int = 4  # Per trial (hyperband: the maximum).
+    parallel_trials: int = 1  # Worker processes sharing one oracle.
+    search_space: dict[str, list[Any]] = dataclasses.field(
+        default_factory=lambda: {
+            "width": [16, 24, 32],
+            "depth": [1, 2],
+            "learning_rate": [0.001, 0.002, 0.004],
+            "dropout": [0.1, 0.3],
+        }
+    )
+
+    def validate(self, where: str) -> None:
+        if self.algorithm not in ("random", "hyperband", "bayesian"):
+            raise ConfigError(f"{where}.algorithm: random, hyperband or bayesian, got {self.algorithm!r}")
+        for name in ("max_trials", "epochs", "parallel_trials"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{where}.{name}: must be positive, got {getattr(self, name)}")
+        unknown = set(self.search_space) - {"width", "depth", "learning_rate", "dropout"}
+        if unknown:
+            raise ConfigError(f"{where}.search_space: unknown hyperparameters {sorted(unknown)}")
+        if any(not isinstance(v, list) or not v for v in self.search_space.values()):
+            raise ConfigError(f"{where}.search_space: each hyperparameter needs a non-empty list")
+
+
+@dataclasses.dataclass
+class EvaluationConfig:
+    min_accuracy: float = 0.9  # Eval-split accuracy lower bound for a blessing.
+    max_accuracy_drop: float = 0.01  # Allowed drop against the latest blessed model.
+
+    def validate(self, where: str) -> None:
+        if not 0.0 <= self.min_accuracy <= 1.0:
+            raise ConfigError(f"{where}.min_accuracy: 0-1, got {self.min_accuracy}")
+        if self.max_accuracy_drop < 0:
+            raise ConfigError(f"{where}.max_accuracy_drop: must be >= 0, got {self.max_accuracy_drop}")
+
+
+@dataclasses.dataclass
+class ServingConfig:
+    model_name: str = "cvpipe"
+
+    def validate(self, where: str) -> None:
+        if not self.model_name or "/" in self.model_name or self.model_name.startswith("."):
+            raise ConfigError(f"{where}.model_name: a plain name, got {self.model_name!r}")
+
+
+@dataclasses.dataclass
 class BeamConfig:
     # Arguments for every Beam pipeline of the run. Locally the DirectRunner with one process per
     # core; see README "Running on a cluster" for Dataflow, Flink and Spark arguments.
@@ -109,6 +187,11 @@ class Config:
     input: InputConfig = dataclasses.field(default_factory=InputConfig)
     ingest: IngestConfig = dataclasses.field(default_factory=IngestConfig)
     validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    tuning: TuningConfig = dataclasses.field(default_factory=TuningConfig)
+    evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
     beam: BeamConfig = dataclasses.field(default_factory=BeamConfig)
 
     def validate(self, where: str) -> None:
@@ -136,10 +219,13 @@ def load_config(path: str | None = None, overrides: dict[str, Any] | None = None
     return build(Config, data, "")
 
 
+_REPLACED = {"splits", "search_space", "hyperparameters"}  # Mappings an override replaces whole.
+
+
 def merge(base: dict, override: dict) -> dict:
     result = copy.deepcopy(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(result.get(key), dict) and key != "splits":
+        if isinstance(value, dict) and isinstance(result.get(key), dict) and key not in _REPLACED:
             result[key] = merge(result[key], value)
         else:
             result[key] = copy.deepcopy(value)
@@ -185,6 +271,8 @@ def _coerce(hint, value, where: str):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         return {_coerce(args[0], k, where): _coerce(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    if hint is Any:
+        return value
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false, got {value!r}")

@@ -7,13 +7,18 @@ pipeline = create_pipeline(config, pipeline_root="out/pipeline_root",
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import tensorflow_data_validation as tfdv
+import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
 import schemas
+from components.image_example_gen import spec as example_spec
 from components.image_example_gen.component import ImageExampleGen
+from components.image_model.export import EXAMPLES_SIGNATURE
+from components.serving_pusher.component import ServingPusher
 from pipelines.config import Config, ConfigError
 
 # Stable node ids: ML Metadata contexts, caching and lineage are keyed on them.
@@ -21,6 +26,13 @@ EXAMPLE_GEN = "ImageExampleGen"
 STATISTICS_GEN = "StatisticsGen"
 SCHEMA_GEN = "SchemaGen"
 EXAMPLE_VALIDATOR = "ExampleValidator"
+TUNER = "Tuner"
+TRAINER = "Trainer"
+MODEL_RESOLVER = "LatestBlessedModelResolver"
+EVALUATOR = "Evaluator"
+PUSHER = "ServingPusher"
+TRAINER_MODULE = "components.image_model.trainer_module"
+ACCURACY = "sparse_categorical_accuracy"
 
 
 def schema_path(config: Config) -> str | None:
@@ -34,7 +46,94 @@ def schema_path(config: Config) -> str | None:
     return os.path.abspath(path)
 
 
-def create_components(config: Config, *, input_fingerprint: str | None = None) -> list:
+def eval_config(config: Config) -> tfma.EvalConfig:
+    """Accuracy must clear the lower bound and not drop more than allowed against the baseline."""
+    accuracy = tfma.MetricConfig(
+        class_name="SparseCategoricalAccuracy",
+        threshold=tfma.MetricThreshold(
+            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.evaluation.min_accuracy}),
+            change_threshold=tfma.GenericChangeThreshold(
+                direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                absolute={"value": -config.evaluation.max_accuracy_drop},
+            ),
+        ),
+    )
+    return tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name=EXAMPLES_SIGNATURE,
+                label_key=example_spec.LABEL_INDEX,
+                prediction_key="probabilities",
+            )
+        ],
+        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[example_spec.LABEL])],
+        metrics_specs=[tfma.MetricsSpec(metrics=[accuracy, tfma.MetricConfig(class_name="ExampleCount")])],
+    )
+
+
+def _module_config(config: Config) -> dict:
+    model = dataclasses.asdict(config.model)
+    model["channels"] = config.ingest.channels
+    return {
+        "model": model,
+        "training": dataclasses.asdict(config.training),
+        "tuning": dataclasses.asdict(config.tuning),
+    }
+
+
+def model_components(config: Config, example_gen, schema_gen, serving_dir: str) -> list:
+    """Tuner (optional) -> Trainer -> latest blessed model -> Evaluator -> ServingPusher."""
+    examples = example_gen.outputs["examples"]
+    custom_config = _module_config(config)
+    components = []
+    hyperparameters = None
+    if config.tuning.enabled:
+        tuner = tfx.components.Tuner(
+            tuner_fn=f"{TRAINER_MODULE}.tuner_fn",
+            examples=examples,
+            schema=schema_gen.outputs["schema"],
+            train_args=tfx.proto.TrainArgs(splits=["train"]),
+            eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+            custom_config=custom_config,
+        ).with_id(TUNER)
+        components.append(tuner)
+        hyperparameters = tuner.outputs["best_hyperparameters"]
+    resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id(MODEL_RESOLVER)
+    trainer = tfx.components.Trainer(
+        run_fn=f"{TRAINER_MODULE}.run_fn",
+        examples=examples,
+        schema=schema_gen.outputs["schema"],
+        hyperparameters=hyperparameters,
+        base_model=resolver.outputs["model"] if config.training.warm_start else None,
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config=custom_config,
+    ).with_id(TRAINER)
+    evaluator = tfx.components.Evaluator(
+        examples=examples,
+        model=trainer.outputs["model"],
+        baseline_model=resolver.outputs["model"],
+        example_splits=["eval"],
+        eval_config=eval_config(config),
+    ).with_id(EVALUATOR)
+    pusher = ServingPusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        model_run=trainer.outputs["model_run"],
+        examples=examples,
+        base_directory=serving_dir,
+        model_name=config.serving.model_name,
+    ).with_id(PUSHER)
+    return components + [resolver, trainer, evaluator, pusher]
+
+
+def create_components(
+    config: Config, *, input_fingerprint: str | None = None, serving_dir: str | None = None
+) -> list:
     if not config.input.images:
         raise ConfigError("input.images: required (the image root, optionally with {SPAN})")
     example_gen = ImageExampleGen(
@@ -59,7 +158,10 @@ def create_components(config: Config, *, input_fingerprint: str | None = None) -
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"],
     ).with_id(EXAMPLE_VALIDATOR)
-    return [example_gen, statistics_gen, schema_gen, example_validator]
+    components = [example_gen, statistics_gen, schema_gen, example_validator]
+    if serving_dir:
+        components += model_components(config, example_gen, schema_gen, serving_dir)
+    return components
 
 
 def create_pipeline(
@@ -68,11 +170,14 @@ def create_pipeline(
     pipeline_root: str,
     metadata_path: str | None = None,
     input_fingerprint: str | None = None,
+    serving_dir: str | None = None,
 ) -> tfx.dsl.Pipeline:
     """Builds the cvpipe pipeline from a validated config.
 
     ``metadata_path`` selects a local SQLite ML Metadata store (None lets the orchestrator, e.g.
-    Kubeflow, provide its own).
+    Kubeflow, provide its own). ``serving_dir`` adds the model half (tuning, training,
+    evaluation, push to ``serving_dir/<model_name>/<version>``); without it the pipeline stops
+    after data validation.
     """
     metadata = (
         tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path) if metadata_path else None
@@ -80,7 +185,7 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,
-        components=create_components(config, input_fingerprint=input_fingerprint),
+        components=create_components(config, input_fingerprint=input_fingerprint, serving_dir=serving_dir),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata,
         beam_pipeline_args=list(config.beam.args),

@@ -27,6 +27,7 @@ from pipelines.pipeline import create_pipeline
 Printer = Callable[[str], None]
 METADATA_FILE = "metadata.sqlite"
 PIPELINE_ROOT = "pipeline_root"
+SERVING_DIR = "serving"
 
 
 def resolve_input(config: Config) -> tuple[discovery_lib.Discovery, int]:
@@ -89,7 +90,7 @@ class RunResult:
     outputs: dict[str, dict[str, list[str]]]  # node id -> output key -> artifact URIs.
 
 
-def run_pipeline(config: Config, output_dir: str, echo: Printer = print) -> RunResult:
+def run_pipeline(config: Config, output_dir: str, echo: Printer = print, *, train: bool = True) -> RunResult:
     """Runs the whole pipeline with the Beam DAG runner; ML Metadata lives in OUTPUT/metadata.sqlite."""
     output_dir = os.path.abspath(output_dir)
     os.makedirs(output_dir, exist_ok=True)
@@ -101,6 +102,7 @@ def run_pipeline(config: Config, output_dir: str, echo: Printer = print) -> RunR
         pipeline_root=os.path.join(output_dir, PIPELINE_ROOT),
         metadata_path=metadata_path,
         input_fingerprint=discovery_lib.fingerprint(found),
+        serving_dir=os.path.join(output_dir, SERVING_DIR) if train else None,
     )
     handler = _NodeProgress(echo)
     absl_logger = logging.getLogger("absl")
@@ -147,3 +149,13 @@ def latest_outputs(metadata_path: str, pipeline_name: str):
             by_key.setdefault(key, []).append(artifacts[event.artifact_id].uri)
         outputs[node] = by_key
     return states, outputs
+
+
+def pushed_destination(metadata_path: str, pushed_uri: str) -> str | None:
+    """Where a ServingPusher artifact pushed to, or None when it did not push."""
+    store = mlmd.MetadataStore(tfx_metadata.sqlite_metadata_connection_config(metadata_path))
+    for artifact in store.get_artifacts_by_uri(pushed_uri):
+        props = artifact.custom_properties
+        if "pushed" in props and props["pushed"].int_value == 1:
+            return props["pushed_destination"].string_value
+    return None

@@ -1,0 +1,68 @@
+"""Exporting the trained model as a TF Serving SavedModel.
+
+Signatures:
+- ``serving_default``: ``image_bytes`` (a batch of encoded images; TF Serving's REST API takes
+  ``{"instances": [{"b64": "..."}]}``) -> ``probabilities``, ``class_index``, ``label``, ``score``.
+- ``serving_examples``: ``examples`` (serialized tf.Example, as written by ImageExampleGen) -> the
+  same outputs; used by the Evaluator (TFMA).
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from components.image_example_gen import spec
+from components.image_model.model import decode_and_resize
+
+SERVING_SIGNATURE = "serving_default"
+EXAMPLES_SIGNATURE = "serving_examples"
+LABELS_ASSET = "labels.txt"
+
+
+def _outputs(model, labels, images):
+    probabilities = model(images, training=False)
+    class_index = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+    return {
+        "probabilities": probabilities,
+        "class_index": class_index,
+        "label": tf.gather(labels, class_index),
+        "score": tf.reduce_max(probabilities, axis=-1),
+    }
+
+
+def export_serving_model(
+    model, labels: list[str], export_dir: str, *, image_size: int, channels: int
+) -> None:
+    """Saves ``model`` with both signatures and the label file as an asset."""
+    label_table = tf.constant(labels)
+    image_spec = tf.TensorSpec([image_size, image_size, channels], tf.uint8)
+
+    def decode_batch(image_bytes):
+        return tf.map_fn(
+            lambda b: decode_and_resize(b, image_size, channels), image_bytes, fn_output_signature=image_spec
+        )
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def serve_bytes(image_bytes):
+        return _outputs(model, label_table, decode_batch(image_bytes))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(examples):
+        parsed = tf.io.parse_example(examples, {spec.IMAGE: tf.io.FixedLenFeature([], tf.string)})
+        return _outputs(model, label_table, decode_batch(parsed[spec.IMAGE]))
+
+    model.save(
+        export_dir,
+        save_format="tf",
+        include_optimizer=False,
+        signatures={SERVING_SIGNATURE: serve_bytes, EXAMPLES_SIGNATURE: serve_examples},
+    )
+    with tf.io.gfile.GFile(os.path.join(export_dir, "assets", LABELS_ASSET), "w") as f:
+        f.write("".join(f"{label}\n" for label in labels))
+
+
+def read_labels(export_dir: str) -> list[str]:
+    with tf.io.gfile.GFile(os.path.join(export_dir, "assets", LABELS_ASSET)) as f:
+        return [line.rstrip("\n") for line in f if line.strip()]

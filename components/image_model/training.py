@@ -1,0 +1,181 @@
+"""Training one model from a plain, JSON-serialisable spec: in process or in a worker process.
+
+The TFX Trainer's ``run_fn`` builds a :class:`TrainSpec` and either calls :func:`train` directly
+(``single`` and ``mirrored`` strategies) or starts N local worker processes that each call it
+under ``MultiWorkerMirroredStrategy`` (``multi_worker``); the chief (worker 0) exports the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import tensorflow as tf
+
+from components.image_model import data, export
+from components.image_model.model import ModelParams, build_model
+
+STRATEGIES = ("single", "mirrored", "multi_worker")
+
+
+@dataclasses.dataclass
+class TrainSpec:
+    train_patterns: list[str]
+    eval_patterns: list[str]
+    test_patterns: list[str]
+    labels: list[str]
+    serving_model_dir: str
+    model_run_dir: str
+    backup_dir: str
+    image_size: int = 64
+    channels: int = 3
+    hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+    flip: bool = True
+    epochs: int = 15
+    batch_size: int = 32
+    steps_per_epoch: int = 0  # 0: one pass over the training split.
+    strategy: str = "single"
+    warm_start_dir: str | None = None
+    cache: bool = True
+    seed: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainSpec":
+        return cls(**json.loads(text))
+
+    def model_params(self) -> ModelParams:
+        hp = self.hyperparameters
+        return ModelParams(
+            num_classes=len(self.labels),
+            image_size=self.image_size,
+            channels=self.channels,
+            width=int(hp.get("width", 16)),
+            depth=int(hp.get("depth", 2)),
+            dropout=float(hp.get("dropout", 0.2)),
+            learning_rate=float(hp.get("learning_rate", 0.002)),
+            flip=self.flip,
+        )
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    if name == "single":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
+
+
+def is_chief() -> bool:
+    """Worker 0 (or the only process) is the chief; TF_CONFIG tells under multi-worker training."""
+    config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    task = config.get("task", {})
+    return task.get("type", "worker") in ("chief", "worker") and int(task.get("index", 0)) == 0
+
+
+def train(spec: TrainSpec, *, log_dir: str | None = None) -> dict[str, float]:
+    """Trains, exports (chief only) and returns test-split metrics of the trained model."""
+    strategy = make_strategy(spec.strategy)
+    tf.keras.utils.set_random_seed(spec.seed)
+    replicas = strategy.num_replicas_in_sync
+    global_batch = spec.batch_size * replicas
+    train_count = data.count_records(spec.train_patterns)
+    steps = spec.steps_per_epoch or max(1, train_count // global_batch)
+
+    train_ds = data.make_dataset(
+        spec.train_patterns,
+        image_size=spec.image_size,
+        channels=spec.channels,
+        batch_size=global_batch,
+        training=True,
+        cache=spec.cache,
+        seed=spec.seed,
+    )
+    eval_ds = data.make_dataset(
+        spec.eval_patterns,
+        image_size=spec.image_size,
+        channels=spec.channels,
+        batch_size=global_batch,
+        training=False,
+        cache=spec.cache,
+    )
+    if spec.strategy == "multi_worker":
+        # Each worker reads all files and keeps every N-th batch: the shards stay disjoint even
+        # when a split has fewer files than there are workers.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        train_ds = train_ds.with_options(options)
+        eval_ds = eval_ds.with_options(options)
+
+    with strategy.scope():
+        model = build_model(spec.model_params())
+        if spec.warm_start_dir:
+            warm = tf.keras.models.load_model(spec.warm_start_dir, compile=False)
+            if warm.output_shape[-1] == model.output_shape[-1]:
+                model.set_weights(warm.get_weights())
+
+    callbacks = [tf.keras.callbacks.BackupAndRestore(spec.backup_dir)]
+    if log_dir:
+        callbacks.append(tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch"))
+    model.fit(
+        train_ds,
+        steps_per_epoch=steps,
+        epochs=spec.epochs,
+        validation_data=eval_ds,
+        callbacks=callbacks,
+        verbose=2,
+    )
+
+    metrics: dict[str, float] = {}
+    if spec.test_patterns and _has_records(spec.test_patterns):
+        test_ds = data.make_dataset(
+            spec.test_patterns,
+            image_size=spec.image_size,
+            channels=spec.channels,
+            batch_size=global_batch,
+            training=False,
+            cache=False,
+        )
+        loss, accuracy = model.evaluate(test_ds, verbose=0)
+        metrics = {"test_loss": float(loss), "test_accuracy": float(accuracy)}
+    chief = is_chief()
+    # Under multi-worker training every worker must save (the save is a collective); only the
+    # chief's copy is kept.
+    target = spec.serving_model_dir if chief else tempfile.mkdtemp(prefix="cvpipe-worker-export-")
+    export.export_serving_model(
+        model, spec.labels, target, image_size=spec.image_size, channels=spec.channels
+    )
+    if not chief:
+        shutil.rmtree(target, ignore_errors=True)
+        return metrics
+    if chief:
+        os.makedirs(spec.model_run_dir, exist_ok=True)
+        with open(os.path.join(spec.model_run_dir, "metrics.json"), "w") as f:
+            json.dump(
+                {
+                    **metrics,
+                    "hyperparameters": spec.hyperparameters,
+                    "epochs": spec.epochs,
+                    "strategy": spec.strategy,
+                    "replicas": replicas,
+                },
+                f,
+                indent=2,
+            )
+        shutil.rmtree(spec.backup_dir, ignore_errors=True)  # Finished: nothing left to resume.
+    return metrics
+
+
+def _has_records(patterns: list[str]) -> bool:
+    try:
+        return data.count_records(patterns) > 0
+    except FileNotFoundError:
+        return False

@@ -1,0 +1,1 @@
+"""ServingPusher: atomic TF Serving push with a manifest, only for blessed models."""

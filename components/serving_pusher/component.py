@@ -1,0 +1,53 @@
+"""ServingPusher: pushes a blessed model to the TF Serving layout, atomically, with a manifest.
+
+pusher = ServingPusher(model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+                       model_run=trainer.outputs["model_run"], examples=example_gen.outputs["examples"],
+                       base_directory="out/serving", model_name="cvpipe")
+"""
+
+from __future__ import annotations
+
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
+
+from components.serving_pusher.executor import Executor
+
+
+class ServingPusherSpec(types.ComponentSpec):
+    PARAMETERS = {
+        "base_directory": ExecutionParameter(type=str),
+        "model_name": ExecutionParameter(type=str),
+    }
+    INPUTS = {
+        "model": ChannelParameter(type=standard_artifacts.Model),
+        "model_blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
+        "model_run": ChannelParameter(type=standard_artifacts.ModelRun, optional=True),
+        "examples": ChannelParameter(type=standard_artifacts.Examples, optional=True),
+    }
+    OUTPUTS = {"pushed_model": ChannelParameter(type=standard_artifacts.PushedModel)}
+
+
+class ServingPusher(base_component.BaseComponent):
+    SPEC_CLASS = ServingPusherSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(
+        self, model, model_blessing, base_directory: str, model_name: str, model_run=None, examples=None
+    ):
+        if not base_directory:
+            raise ValueError("base_directory is required")
+        if not model_name or "/" in model_name or model_name.startswith("."):
+            raise ValueError(f"model_name must be a plain directory name, got {model_name!r}")
+        super().__init__(
+            ServingPusherSpec(
+                model=model,
+                model_blessing=model_blessing,
+                model_run=model_run,
+                examples=examples,
+                base_directory=base_directory,
+                model_name=model_name,
+                pushed_model=types.Channel(type=standard_artifacts.PushedModel),
+            )
+        )
