@@ -110,6 +110,19 @@ def _print_model_outputs(result) -> None:
         print(f"Serving model: {destination or 'not pushed (model not blessed)'}")
 
 
+def cmd_predict(args) -> int:
+    from pipelines.predict import predict
+
+    failures = 0
+    for path, result in predict(args.model, args.images):
+        if result.error:
+            failures += 1
+            print(f"{path}\terror: {result.error}")
+        else:
+            print(f"{path}\t{result.label}\t{result.score:.4f}")
+    return 1 if failures else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cvpipe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -134,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             p.add_argument("--validate-only", action="store_true", help="stop after data validation")
         p.set_defaults(func=func)
+    p = sub.add_parser("predict", help="classify image files with a SavedModel or serving directory")
+    p.add_argument("model", help="SavedModel dir, or OUTPUT/serving/<model_name> (highest version)")
+    p.add_argument("images", nargs="+")
+    p.set_defaults(func=cmd_predict)
     return parser
 
 

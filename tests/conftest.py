@@ -36,3 +36,17 @@ def write(path, data: bytes) -> str:
 @pytest.fixture
 def jpeg_bytes() -> bytes:
     return encode(gradient(), "JPEG", quality=95)
+
+
+@pytest.fixture(scope="session")
+def shapes_examples(tmp_path_factory):
+    """240 sample shapes ingested with the in-process Beam runner: (examples_dir, labels, images_dir)."""
+    from components.image_example_gen.discovery import discover
+    from components.image_example_gen.ingest import IngestOptions, ingest
+    from pipelines.sample_data import write_sample_data
+
+    root = tmp_path_factory.mktemp("shapes")
+    write_sample_data(str(root / "images"), kind="shapes", count=240, seed=3)
+    found = discover(str(root / "images"))
+    ingest(found, IngestOptions(), span=0, examples_dir=str(root / "examples"), catalog_dir=str(root))
+    return str(root / "examples"), found.labels, str(root / "images")

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from components.image_model import data, export
@@ -42,6 +43,7 @@ class TrainSpec:
     warm_start_dir: str | None = None
     cache: bool = True
     seed: int = 0
+    weights_dump_dir: str | None = None  # Each worker saves its final weights here (for checks).
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -107,13 +109,7 @@ def train(spec: TrainSpec, *, log_dir: str | None = None) -> dict[str, float]:
         training=False,
         cache=spec.cache,
     )
-    if spec.strategy == "multi_worker":
-        # Each worker reads all files and keeps every N-th batch: the shards stay disjoint even
-        # when a split has fewer files than there are workers.
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        train_ds = train_ds.with_options(options)
-        eval_ds = eval_ds.with_options(options)
+    train_ds, eval_ds = _shard_by_data(train_ds), _shard_by_data(eval_ds)
 
     with strategy.scope():
         model = build_model(spec.model_params())
@@ -144,8 +140,13 @@ def train(spec: TrainSpec, *, log_dir: str | None = None) -> dict[str, float]:
             training=False,
             cache=False,
         )
-        loss, accuracy = model.evaluate(test_ds, verbose=0)
+        loss, accuracy = model.evaluate(_shard_by_data(test_ds), verbose=0)
         metrics = {"test_loss": float(loss), "test_accuracy": float(accuracy)}
+    if spec.weights_dump_dir:
+        os.makedirs(spec.weights_dump_dir, exist_ok=True)
+        task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+        name = f"worker-{task.get('index', 0)}.npz"
+        np.savez(os.path.join(spec.weights_dump_dir, name), *model.get_weights())
     chief = is_chief()
     # Under multi-worker training every worker must save (the save is a collective); only the
     # chief's copy is kept.
@@ -172,6 +173,14 @@ def train(spec: TrainSpec, *, log_dir: str | None = None) -> dict[str, float]:
             )
         shutil.rmtree(spec.backup_dir, ignore_errors=True)  # Finished: nothing left to resume.
     return metrics
+
+
+def _shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Each worker reads every file and keeps every N-th batch, so shards stay disjoint even when a
+    split has fewer files than there are workers (file sharding would fail then)."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def _has_records(patterns: list[str]) -> bool:

@@ -1,0 +1,61 @@
+"""Classifying image files with a pushed (or trained) SavedModel, as TF Serving would.
+
+for path, result in predict("out/serving/cvpipe", ["cat.jpg"]):
+    print(path, result.label, result.score)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import tensorflow as tf
+
+from components.image_model.export import SERVING_SIGNATURE
+
+
+@dataclasses.dataclass
+class Prediction:
+    label: str | None
+    score: float | None
+    error: str | None = None
+
+
+def resolve_model_dir(path: str) -> str:
+    """A SavedModel dir, or a TF Serving model dir (its highest numeric version)."""
+    if os.path.exists(os.path.join(path, "saved_model.pb")):
+        return path
+    versions = (
+        sorted((int(n) for n in os.listdir(path) if n.isdigit()), reverse=True) if os.path.isdir(path) else []
+    )
+    if versions:
+        return os.path.join(path, str(versions[0]))
+    raise FileNotFoundError(f"{path} is neither a SavedModel nor a directory of numbered versions")
+
+
+def predict(model_path: str, image_paths: list[str]) -> list[tuple[str, Prediction]]:
+    model = tf.saved_model.load(resolve_model_dir(model_path))
+    serve = model.signatures[SERVING_SIGNATURE]
+    results = []
+    for path in image_paths:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+            out = serve(image_bytes=tf.constant([data]))
+            results.append((path, Prediction(out["label"][0].numpy().decode(), float(out["score"][0]))))
+        except OSError as e:
+            results.append((path, Prediction(None, None, f"cannot read: {e}")))
+        except tf.errors.InvalidArgumentError as e:
+            results.append((path, Prediction(None, None, op_error_message(e))))
+    return results
+
+
+def op_error_message(error: tf.errors.OpError) -> str:
+    """The decoder's own sentence from a TF op error (not the graph boilerplate around it)."""
+    lines = [line.strip() for line in error.message.splitlines()]
+    useful = [
+        line
+        for line in lines
+        if line and not line.startswith(("Graph execution error", "Detected at", "<stack", "[[{{"))
+    ]
+    return (useful[0] if useful else error.message.strip())[:200]

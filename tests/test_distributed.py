@@ -1,0 +1,111 @@
+"""Multi-worker training, resuming a killed training run, and parallel tuning trials."""
+
+import glob
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from components.image_model.training import TrainSpec
+from components.image_model.tuning import TuneSpec, make_tuner
+from components.image_model.workers import run_training_workers
+
+pytestmark = pytest.mark.slow
+
+
+def spec_for(examples_dir, labels, tmp_path, **overrides):
+    values = dict(
+        train_patterns=[f"{examples_dir}/Split-train/*"],
+        eval_patterns=[f"{examples_dir}/Split-eval/*"],
+        test_patterns=[f"{examples_dir}/Split-test/*"],
+        labels=labels,
+        serving_model_dir=str(tmp_path / "serving"),
+        model_run_dir=str(tmp_path / "run"),
+        backup_dir=str(tmp_path / "backup"),
+        image_size=32,
+        epochs=6,
+        batch_size=16,
+        hyperparameters={"width": 8, "depth": 1, "learning_rate": 0.004},
+    )
+    values.update(overrides)
+    return TrainSpec(**values)
+
+
+def test_two_local_workers_end_with_identical_weights_and_single_worker_accuracy(shapes_examples, tmp_path):
+    import json
+
+    examples_dir, labels, _ = shapes_examples
+    single = spec_for(examples_dir, labels, tmp_path / "single", weights_dump_dir=str(tmp_path / "w1"))
+    run_training_workers(single.to_json(), 1)
+    multi = spec_for(
+        examples_dir,
+        labels,
+        tmp_path / "multi",
+        strategy="multi_worker",
+        batch_size=8,
+        weights_dump_dir=str(tmp_path / "w2"),
+    )
+    run_training_workers(multi.to_json(), 2)
+
+    w0, w1 = (np.load(str(tmp_path / "w2" / f"worker-{i}.npz")) for i in (0, 1))
+    assert len(w0.files) == len(w1.files) > 10
+    for name in w0.files:
+        np.testing.assert_array_equal(w0[name], w1[name])
+    assert os.path.exists(tmp_path / "multi" / "serving" / "saved_model.pb")
+    single_acc = json.load(open(tmp_path / "single" / "run" / "metrics.json"))["test_accuracy"]
+    multi_metrics = json.load(open(tmp_path / "multi" / "run" / "metrics.json"))
+    assert multi_metrics["replicas"] == 2
+    assert single_acc >= 0.9
+    assert abs(multi_metrics["test_accuracy"] - single_acc) <= 0.01 + 1 / 24  # One test image of slack.
+
+
+def test_killed_training_resumes_from_its_last_epoch(shapes_examples, tmp_path):
+    examples_dir, labels, _ = shapes_examples
+    spec = spec_for(examples_dir, labels, tmp_path, epochs=8)
+    spec_path = tmp_path / "spec.json"
+    spec_path.write_text(spec.to_json())
+    command = [sys.executable, "-m", "components.image_model.workers", "train", str(spec_path)]
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 300
+    while time.time() < deadline and not glob.glob(
+        str(tmp_path / "backup" / "**" / "*.index"), recursive=True
+    ):
+        assert first.poll() is None, first.stdout.read().decode()[-2000:]
+        time.sleep(0.2)
+    time.sleep(1.0)
+    first.kill()
+    first.wait()
+    assert not os.path.exists(tmp_path / "serving" / "saved_model.pb")
+
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    log = second.stdout + second.stderr
+    assert "Epoch 8/8" in log and "Epoch 1/8" not in log  # Resumed, not restarted.
+    assert os.path.exists(tmp_path / "serving" / "saved_model.pb")
+    assert not os.path.exists(tmp_path / "backup")  # Cleared once training completed.
+
+
+def test_parallel_trials_share_one_oracle(shapes_examples, tmp_path):
+    examples_dir, labels, _ = shapes_examples
+    spec = TuneSpec(
+        train_patterns=[f"{examples_dir}/Split-train/*"],
+        eval_patterns=[f"{examples_dir}/Split-eval/*"],
+        labels=labels,
+        directory=str(tmp_path),
+        image_size=32,
+        max_trials=4,
+        parallel_trials=2,
+        epochs=1,
+        steps_per_epoch=3,
+        search_space={"width": [8, 12], "depth": [1], "learning_rate": [0.001, 0.004]},
+    )
+    tuner = make_tuner(spec, overwrite=True)
+    tuner.search()
+    trials = tuner.oracle.trials.values()
+    assert len(trials) == 4
+    assert {t.status for t in trials} == {"COMPLETED"}
+    assert {"width", "learning_rate"} <= set(tuner.get_best_hyperparameters(1)[0].values)

@@ -1,0 +1,103 @@
+"""The model, its input pipeline and its exported signatures."""
+
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.image_example_gen import spec
+from components.image_model import data, export
+from components.image_model.model import ModelParams, build_model
+
+SIZE = 32
+
+
+def records(examples_dir, split="eval"):
+    files = sorted(glob.glob(os.path.join(examples_dir, f"Split-{split}", "*.gz")))
+    return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+@pytest.fixture(scope="module")
+def exported(shapes_examples, tmp_path_factory):
+    examples_dir, labels, _ = shapes_examples
+    model = build_model(ModelParams(num_classes=len(labels), image_size=SIZE, width=8, depth=1))
+    train = data.make_dataset(
+        [f"{examples_dir}/Split-train/*"], image_size=SIZE, channels=3, batch_size=16, training=True, seed=0
+    )
+    model.fit(train, steps_per_epoch=5, epochs=1, verbose=0)
+    path = str(tmp_path_factory.mktemp("model") / "serving")
+    export.export_serving_model(model, labels, path, image_size=SIZE, channels=3)
+    return model, tf.saved_model.load(path), path
+
+
+def test_model_takes_uint8_images_and_outputs_class_probabilities():
+    model = build_model(ModelParams(num_classes=4, image_size=SIZE, width=8, depth=2))
+    out = model(tf.zeros([2, SIZE, SIZE, 3], tf.uint8))
+    assert out.shape == (2, 4)
+    np.testing.assert_allclose(out.numpy().sum(axis=1), 1.0, rtol=1e-5)
+    assert any("input_scale" in w.name for w in model.trainable_weights)
+
+
+def test_training_input_path_and_serving_signature_agree_on_raw_bytes(shapes_examples, exported):
+    examples_dir, _, _ = shapes_examples
+    model, loaded, _ = exported
+    images, _ = next(
+        iter(
+            data.make_dataset(
+                [f"{examples_dir}/Split-eval/*"], image_size=SIZE, channels=3, batch_size=8, training=False
+            )
+        )
+    )
+    raw = [
+        tf.train.Example.FromString(r).features.feature[spec.IMAGE].bytes_list.value[0]
+        for r in records(examples_dir)[:8]
+    ]
+    served = loaded.signatures[export.SERVING_SIGNATURE](image_bytes=tf.constant(raw))
+    np.testing.assert_allclose(
+        served["probabilities"].numpy(), model(images, training=False).numpy(), atol=1e-5
+    )
+    assert served["class_index"].numpy().tolist() == np.argmax(served["probabilities"], axis=1).tolist()
+
+
+def test_examples_signature_matches_the_bytes_signature(shapes_examples, exported):
+    examples_dir, labels, _ = shapes_examples
+    _, loaded, path = exported
+    serialized = records(examples_dir)[:4]
+    raw = [
+        tf.train.Example.FromString(r).features.feature[spec.IMAGE].bytes_list.value[0] for r in serialized
+    ]
+    by_example = loaded.signatures[export.EXAMPLES_SIGNATURE](examples=tf.constant(serialized))
+    by_bytes = loaded.signatures[export.SERVING_SIGNATURE](image_bytes=tf.constant(raw))
+    np.testing.assert_allclose(by_example["probabilities"], by_bytes["probabilities"], atol=1e-6)
+    assert set(by_bytes["label"].numpy().astype(str)) <= set(labels)
+    assert export.read_labels(path) == labels
+
+
+def test_bad_bytes_in_a_request_give_a_clear_error_and_serving_continues(shapes_examples, exported):
+    from pipelines.predict import op_error_message
+
+    _, loaded, _ = exported
+    serve = loaded.signatures[export.SERVING_SIGNATURE]
+    with pytest.raises(tf.errors.InvalidArgumentError) as info:
+        serve(image_bytes=tf.constant([b"definitely not an image"]))
+    assert "Unknown image file format" in op_error_message(info.value)
+    good = (
+        tf.train.Example.FromString(records(shapes_examples[0])[0])
+        .features.feature[spec.IMAGE]
+        .bytes_list.value[0]
+    )
+    assert serve(image_bytes=tf.constant([good]))["probabilities"].shape == (1, 3)
+
+
+def test_predict_reads_the_highest_version_of_a_serving_directory(shapes_examples, exported, tmp_path):
+    from components.serving_pusher.push import push_directory
+    from pipelines.predict import predict
+
+    _, _, path = exported
+    push_directory(path, str(tmp_path), "m", {})
+    image = sorted(glob.glob(os.path.join(shapes_examples[2], "circle", "*.jpg")))[0]
+    (result_path, result), (_, bad) = predict(str(tmp_path / "m"), [image, "/nonexistent.jpg"])
+    assert result.label in shapes_examples[1] and 0 < result.score <= 1
+    assert bad.error and "cannot read" in bad.error
