@@ -48,15 +48,19 @@ def schema_path(config: Config) -> str | None:
 
 def eval_config(config: Config) -> tfma.EvalConfig:
     """Accuracy must clear the lower bound and not drop more than allowed against the baseline."""
+    threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.evaluation.min_accuracy}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+            absolute={"value": -config.evaluation.max_accuracy_drop},
+        ),
+    )
+    # The gate is on the whole eval split; per-class accuracy is computed for the report only.
     accuracy = tfma.MetricConfig(
         class_name="SparseCategoricalAccuracy",
-        threshold=tfma.MetricThreshold(
-            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.evaluation.min_accuracy}),
-            change_threshold=tfma.GenericChangeThreshold(
-                direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                absolute={"value": -config.evaluation.max_accuracy_drop},
-            ),
-        ),
+        per_slice_thresholds=[
+            tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)
+        ],
     )
     return tfma.EvalConfig(
         model_specs=[

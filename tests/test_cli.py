@@ -51,29 +51,62 @@ def test_missing_image_folder_is_a_clear_error(tmp_path, capsys):
     assert "is not a directory" in capsys.readouterr().err
 
 
+FAST_MODEL = """
+model: {image_size: 32}
+training: {epochs: 10}
+tuning: {max_trials: 2, epochs: 2, search_space: {width: [12, 16], depth: [1], learning_rate: [0.004]}}
+evaluation: {min_accuracy: 0.7}
+"""
+
+
 @pytest.mark.slow
-def test_run_validates_sample_data_and_reuses_the_cache_on_rerun(tmp_path, capsys):
+def test_run_trains_blesses_pushes_and_reuses_the_cache_on_rerun(tmp_path, capsys):
     images = tmp_path / "images"
     main(["sample-data", str(images), "--count", "150"])
     write(images / "square" / "truncated.jpg", (images / "square" / "square_00001.jpg").read_bytes()[:900])
+    config = tmp_path / "fast.yaml"
+    config.write_text(FAST_MODEL)
     out = tmp_path / "run"
-    assert main(["run", "--images", str(images), "--output", str(out)]) == 0
+    args = ["run", "--images", str(images), "--output", str(out), "--config", str(config)]
+    assert main(args) == 0
     printed = capsys.readouterr().out
-    for node in ("ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator"):
+    nodes = (
+        "ImageExampleGen",
+        "StatisticsGen",
+        "SchemaGen",
+        "ExampleValidator",
+        "Tuner",
+        "Trainer",
+        "Evaluator",
+        "ServingPusher",
+    )
+    for node in nodes:
         assert f"{node}: ran" in printed
     assert "Ingested 150 of 151 files: 1 quarantined" in printed
     assert "Anomalies:" in printed and "  none" in printed
+    assert "Evaluation: BLESSED" in printed
+    versions = glob.glob(str(out / "serving" / "cvpipe" / "[0-9]*"))
+    assert len(versions) == 1 and f"Serving model: {versions[0]}" in printed
 
     stats_files = glob.glob(str(out / "pipeline_root/StatisticsGen/statistics/*/Split-train/FeatureStats.pb"))
     stats = tfdv.load_stats_binary(stats_files[0]).datasets[0]
     image = next(f for f in stats.features if f.path.step[0] == spec.IMAGE)
     assert "image_format_histogram" in {c.name for c in image.custom_stats}
 
-    assert main(["run", "--images", str(images), "--output", str(out)]) == 0
+    assert (
+        main(["predict", str(out / "serving" / "cvpipe"), str(images / "circle" / "circle_00000.jpg")]) == 0
+    )
+    assert "\tcircle\t" in capsys.readouterr().out
+
+    assert main(args) == 0
     rerun = capsys.readouterr().out
-    for node in ("ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator"):
+    for node in nodes[:6]:
         assert f"{node}: cached" in rerun
+    # The Evaluator re-runs because its baseline (the latest blessed model) is now this model; the
+    # push is idempotent, so no second version appears.
+    assert len(glob.glob(str(out / "serving" / "cvpipe" / "[0-9]*"))) == 1
+    assert f"Serving model: {versions[0]}" in rerun
 
     write(images / "circle" / "new.jpg", (images / "circle" / "circle_00000.jpg").read_bytes() + b"\0")
-    assert main(["run", "--images", str(images), "--output", str(out)]) == 0
+    assert main(args + ["--validate-only"]) == 0
     assert "ImageExampleGen: ran" in capsys.readouterr().out  # New input: not served from cache.

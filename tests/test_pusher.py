@@ -64,3 +64,16 @@ def test_blessed_model_is_pushed_and_recorded(tmp_path):
     assert pushed.get_int_custom_property("pushed") == 1
     assert os.path.exists(os.path.join(destination, "saved_model.pb"))
     assert os.path.exists(os.path.join(destination, MANIFEST))
+
+
+def test_pushing_the_same_model_again_reuses_its_version(tmp_path):
+    model, blessing, pushed = _artifacts(tmp_path, blessed=True)
+    props = {"base_directory": str(tmp_path / "serving"), "model_name": "cvpipe"}
+    Executor().Do({"model": [model], "model_blessing": [blessing]}, {"pushed_model": [pushed]}, props)
+    again = standard_artifacts.PushedModel()
+    again.uri = str(tmp_path / "pushed2")
+    Executor().Do({"model": [model], "model_blessing": [blessing]}, {"pushed_model": [again]}, props)
+    assert len(os.listdir(tmp_path / "serving" / "cvpipe")) == 1
+    assert again.get_string_custom_property("pushed_destination") == pushed.get_string_custom_property(
+        "pushed_destination"
+    )

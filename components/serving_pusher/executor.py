@@ -11,7 +11,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components.serving_pusher.push import push_directory
+from components.serving_pusher.push import find_pushed, push_directory
 
 
 class Executor(base_executor.BaseExecutor):
@@ -34,12 +34,12 @@ class Executor(base_executor.BaseExecutor):
         if examples:
             manifest["data_span"] = examples[0].span
             manifest["examples"] = examples[0].uri
-        target = push_directory(
-            path_utils.serving_model_path(model.uri),
-            exec_properties["base_directory"],
-            exec_properties["model_name"],
-            manifest,
-        )
+        base, name = exec_properties["base_directory"], exec_properties["model_name"]
+        target = find_pushed(base, name, model.uri)
+        if target:
+            logging.info("ServingPusher: %s is already pushed as %s", model.uri, target)
+        else:
+            target = push_directory(path_utils.serving_model_path(model.uri), base, name, manifest)
         pushed.set_int_custom_property("pushed", 1)
         pushed.set_string_custom_property("pushed_destination", target)
         pushed.set_int_custom_property("pushed_version", int(os.path.basename(target)))

@@ -61,3 +61,19 @@ def push_directory(source: str, base_dir: str, model_name: str, manifest: dict[s
     target = os.path.join(model_dir, str(version))
     os.rename(staging, target)  # Atomic on one filesystem.
     return target
+
+
+def find_pushed(base_dir: str, model_name: str, source: str) -> str | None:
+    """The newest pushed version whose manifest names ``source``, if any: pushing is idempotent."""
+    model_dir = os.path.join(base_dir, model_name)
+    if not os.path.isdir(model_dir):
+        return None
+    for version in sorted((int(n) for n in os.listdir(model_dir) if n.isdigit()), reverse=True):
+        path = os.path.join(model_dir, str(version), MANIFEST)
+        try:
+            with open(path) as f:
+                if json.load(f).get("source_model") == source:
+                    return os.path.dirname(path)
+        except (OSError, ValueError):
+            continue
+    return None
