@@ -8,7 +8,7 @@ setup:
 	@.ci/bootstrap
 
 demo: setup
-	@test -d $(DEMO)/images || .venv/bin/cvpipe sample-data $(DEMO)/images --kind shapes --count 300
+	@test -d $(DEMO)/images || .venv/bin/cvpipe sample-data $(DEMO)/images --kind shapes --count 600
 	.venv/bin/cvpipe run --images $(DEMO)/images --output $(DEMO)/run
 
 test:
@@ -21,3 +21,5 @@ lint: setup
 
 bench: setup
 	.venv/bin/python bench/ingest.py
+	.venv/bin/python bench/train_input.py
+	.venv/bin/python bench/tuning.py
