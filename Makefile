@@ -1,5 +1,6 @@
 # The two commands of the README. Both set everything up from nothing (see .ci/bootstrap).
 export TF_USE_LEGACY_KERAS := 1
+export TF_ENABLE_ONEDNN_OPTS := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 DEMO ?= demo
 

@@ -1,8 +1,8 @@
 """Tuning throughput: trials per hour with N parallel trial workers versus one, in one run.
 
-Both searches run the same trials (same search space and seed, `max_trials` each) on the same
-ingested sample data. The single search runs in this process with every core; the parallel one
-serves the oracle here and runs N worker processes, each limited to cores/N threads.
+Both searches run the same number of trials (same search space and seed) on the same ingested
+sample data, through the same path: the oracle is served from this process and trials run in
+worker processes; one worker gets every core, N workers get cores/N threads each.
 
     .venv/bin/python bench/tuning.py --workers 2 --trials 6
 """
@@ -16,22 +16,19 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench._data import ingested_shapes  # noqa: E402
-from components.image_model.tuning import TuneSpec, fit_kwargs, make_tuner  # noqa: E402
+from components.image_model.tuning import TuneSpec, make_tuner, parallel_search  # noqa: E402
 
 
 def search(spec: TuneSpec) -> tuple[float, int]:
+    """Both cases run through the same worker path (oracle here, trials in worker processes)."""
     tuner = make_tuner(spec, overwrite=True)
     started = time.perf_counter()
-    if spec.parallel_trials > 1:
-        tuner.search()
-    else:
-        kwargs = fit_kwargs(spec)
-        kwargs["verbose"] = 0
-        tuner.search(**kwargs)
+    parallel_search(tuner, spec)
     seconds = time.perf_counter() - started
     done = sum(1 for t in tuner.oracle.trials.values() if t.status == "COMPLETED")
     return seconds, done

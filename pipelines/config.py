@@ -172,6 +172,24 @@ class ServingConfig:
 
 
 @dataclasses.dataclass
+class EdgeConfig:
+    enabled: bool = True
+    modes: list[str] = dataclasses.field(default_factory=lambda: ["int8"])
+    representative_count: int = 300  # Calibration images from the train split, every class.
+    max_accuracy_drop: float = 0.01  # Against the float SavedModel on the eval split.
+    min_agreement: float = 0.98  # Top-1 agreement with the float SavedModel.
+
+    def validate(self, where: str) -> None:
+        allowed = ("float32", "dynamic_range", "float16", "int8")
+        if not self.modes or any(m not in allowed for m in self.modes):
+            raise ConfigError(f"{where}.modes: a non-empty list of {list(allowed)}, got {self.modes}")
+        if self.representative_count < 1:
+            raise ConfigError(f"{where}.representative_count: must be positive")
+        if not 0 <= self.min_agreement <= 1 or self.max_accuracy_drop < 0:
+            raise ConfigError(f"{where}: min_agreement must be 0-1 and max_accuracy_drop >= 0")
+
+
+@dataclasses.dataclass
 class BeamConfig:
     # Arguments for every Beam pipeline of the run. Locally the DirectRunner with one process per
     # core; see README "Running on a cluster" for Dataflow, Flink and Spark arguments.
@@ -192,6 +210,7 @@ class Config:
     tuning: TuningConfig = dataclasses.field(default_factory=TuningConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
     serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
+    edge: EdgeConfig = dataclasses.field(default_factory=EdgeConfig)
     beam: BeamConfig = dataclasses.field(default_factory=BeamConfig)
 
     def validate(self, where: str) -> None:

@@ -15,10 +15,12 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
 import schemas
+from components.edge_pusher.component import EdgePusher
 from components.image_example_gen import spec as example_spec
 from components.image_example_gen.component import ImageExampleGen
 from components.image_model.export import EXAMPLES_SIGNATURE
 from components.serving_pusher.component import ServingPusher
+from components.tflite_exporter.component import TFLiteExporter
 from pipelines.config import Config, ConfigError
 
 # Stable node ids: ML Metadata contexts, caching and lineage are keyed on them.
@@ -31,6 +33,8 @@ TRAINER = "Trainer"
 MODEL_RESOLVER = "LatestBlessedModelResolver"
 EVALUATOR = "Evaluator"
 PUSHER = "ServingPusher"
+TFLITE_EXPORTER = "TFLiteExporter"
+EDGE_PUSHER = "EdgePusher"
 TRAINER_MODULE = "components.image_model.trainer_module"
 ACCURACY = "sparse_categorical_accuracy"
 
@@ -85,7 +89,9 @@ def _module_config(config: Config) -> dict:
     }
 
 
-def model_components(config: Config, example_gen, schema_gen, serving_dir: str) -> list:
+def model_components(
+    config: Config, example_gen, schema_gen, serving_dir: str, edge_dir: str | None = None
+) -> list:
     """Tuner (optional) -> Trainer -> latest blessed model -> Evaluator -> ServingPusher."""
     examples = example_gen.outputs["examples"]
     custom_config = _module_config(config)
@@ -132,7 +138,26 @@ def model_components(config: Config, example_gen, schema_gen, serving_dir: str) 
         base_directory=serving_dir,
         model_name=config.serving.model_name,
     ).with_id(PUSHER)
-    return components + [resolver, trainer, evaluator, pusher]
+    components += [resolver, trainer, evaluator, pusher]
+    if config.edge.enabled and edge_dir:
+        exporter = TFLiteExporter(
+            model=trainer.outputs["model"],
+            examples=examples,
+            modes=config.edge.modes,
+            representative_count=config.edge.representative_count,
+            max_accuracy_drop=config.edge.max_accuracy_drop,
+            min_agreement=config.edge.min_agreement,
+            model_name=config.serving.model_name,
+        ).with_id(TFLITE_EXPORTER)
+        edge_pusher = EdgePusher(
+            tflite_model=exporter.outputs["tflite_model"],
+            model_blessing=evaluator.outputs["blessing"],
+            pushed_model=pusher.outputs["pushed_model"],
+            base_directory=edge_dir,
+            model_name=config.serving.model_name,
+        ).with_id(EDGE_PUSHER)
+        components += [exporter, edge_pusher]
+    return components
 
 
 def create_components(
@@ -164,7 +189,8 @@ def create_components(
     ).with_id(EXAMPLE_VALIDATOR)
     components = [example_gen, statistics_gen, schema_gen, example_validator]
     if serving_dir:
-        components += model_components(config, example_gen, schema_gen, serving_dir)
+        edge_dir = os.path.join(os.path.dirname(serving_dir.rstrip("/")), "edge")
+        components += model_components(config, example_gen, schema_gen, serving_dir, edge_dir)
     return components
 
 

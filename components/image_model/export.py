@@ -9,6 +9,7 @@ Signatures:
 
 from __future__ import annotations
 
+import json
 import os
 
 import tensorflow as tf
@@ -19,6 +20,7 @@ from components.image_model.model import decode_and_resize
 SERVING_SIGNATURE = "serving_default"
 EXAMPLES_SIGNATURE = "serving_examples"
 LABELS_ASSET = "labels.txt"
+PARAMS_ASSET = "model_params.json"
 
 
 def _outputs(model, labels, images):
@@ -33,7 +35,7 @@ def _outputs(model, labels, images):
 
 
 def export_serving_model(
-    model, labels: list[str], export_dir: str, *, image_size: int, channels: int
+    model, labels: list[str], export_dir: str, *, image_size: int, channels: int, params: dict | None = None
 ) -> None:
     """Saves ``model`` with both signatures and the label file as an asset."""
     label_table = tf.constant(labels)
@@ -61,8 +63,16 @@ def export_serving_model(
     )
     with tf.io.gfile.GFile(os.path.join(export_dir, "assets", LABELS_ASSET), "w") as f:
         f.write("".join(f"{label}\n" for label in labels))
+    if params is not None:  # Lets the TFLite exporter rebuild the same network with a float input.
+        with tf.io.gfile.GFile(os.path.join(export_dir, "assets", PARAMS_ASSET), "w") as f:
+            f.write(json.dumps(params, sort_keys=True))
 
 
 def read_labels(export_dir: str) -> list[str]:
     with tf.io.gfile.GFile(os.path.join(export_dir, "assets", LABELS_ASSET)) as f:
         return [line.rstrip("\n") for line in f if line.strip()]
+
+
+def read_params(export_dir: str) -> dict:
+    with tf.io.gfile.GFile(os.path.join(export_dir, "assets", PARAMS_ASSET)) as f:
+        return json.loads(f.read())

@@ -30,6 +30,7 @@ class ModelParams:
     learning_rate: float = 0.002
     flip: bool = True  # Horizontal flips as augmentation (off where a flip changes the class).
     shift: float = 0.1  # Random translation as a fraction of the size (pad + random crop).
+    input_dtype: str = "uint8"  # float32 for TFLite conversion (pixel values 0-255 either way).
 
 
 def decode_and_resize(image_bytes: tf.Tensor, image_size: int, channels: int) -> tf.Tensor:

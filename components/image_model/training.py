@@ -152,7 +152,12 @@ def train(spec: TrainSpec, *, log_dir: str | None = None) -> dict[str, float]:
     # chief's copy is kept.
     target = spec.serving_model_dir if chief else tempfile.mkdtemp(prefix="cvpipe-worker-export-")
     export.export_serving_model(
-        model, spec.labels, target, image_size=spec.image_size, channels=spec.channels
+        model,
+        spec.labels,
+        target,
+        image_size=spec.image_size,
+        channels=spec.channels,
+        params=dataclasses.asdict(spec.model_params()),
     )
     if not chief:
         shutil.rmtree(target, ignore_errors=True)

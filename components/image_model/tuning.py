@@ -84,6 +84,13 @@ def make_tuner(spec: TuneSpec, *, overwrite: bool) -> kt.Tuner:
     ]
 
     class CvpipeTuner(base):
+        def run_trial(self, trial, *args, **kwargs):
+            # Fresh input pipelines for every trial: an in-memory tf.data cache left half-written
+            # by the previous trial's iterator must never be read again (it corrupts the heap).
+            if "x" in kwargs:
+                kwargs = {**kwargs, **_datasets(spec)}
+            return super().run_trial(trial, *args, **kwargs)
+
         def search(self, *args, **kwargs):
             if spec.parallel_trials > 1 and not kt.distribute.utils.has_chief_oracle():
                 return parallel_search(self, spec)
@@ -101,14 +108,20 @@ def make_tuner(spec: TuneSpec, *, overwrite: bool) -> kt.Tuner:
     return CvpipeTuner(_hypermodel(spec), max_trials=spec.max_trials, **common)
 
 
-def fit_kwargs(spec: TuneSpec) -> dict[str, Any]:
-    steps = spec.steps_per_epoch or max(1, data.count_records(spec.train_patterns) // spec.batch_size)
+def _datasets(spec: TuneSpec) -> dict[str, Any]:
     common = dict(
         image_size=spec.image_size, channels=spec.channels, batch_size=spec.batch_size, cache=spec.cache
     )
     return {
         "x": data.make_dataset(spec.train_patterns, training=True, seed=spec.seed, **common),
         "validation_data": data.make_dataset(spec.eval_patterns, training=False, **common),
+    }
+
+
+def fit_kwargs(spec: TuneSpec) -> dict[str, Any]:
+    steps = spec.steps_per_epoch or max(1, data.count_records(spec.train_patterns) // spec.batch_size)
+    return {
+        **_datasets(spec),
         "epochs": spec.epochs,
         "steps_per_epoch": steps,
         "verbose": 2,

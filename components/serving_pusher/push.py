@@ -39,13 +39,20 @@ def next_version(model_dir: str) -> int:
     return max([int(time.time())] + [v + 1 for v in existing])
 
 
-def push_directory(source: str, base_dir: str, model_name: str, manifest: dict[str, Any]) -> str:
-    """Copies ``source`` to ``base_dir/model_name/<version>`` atomically; returns that path."""
+def push_directory(
+    source: str, base_dir: str, model_name: str, manifest: dict[str, Any], version: int | None = None
+) -> str:
+    """Copies ``source`` to ``base_dir/model_name/<version>`` atomically; returns that path.
+
+    ``version`` defaults to the next free one; a given version that already exists is an error.
+    """
     if not os.path.isdir(source):
         raise FileNotFoundError(f"nothing to push: {source} is not a directory")
     model_dir = os.path.join(base_dir, model_name)
     os.makedirs(model_dir, exist_ok=True)
-    version = next_version(model_dir)
+    version = next_version(model_dir) if version is None else int(version)
+    if os.path.exists(os.path.join(model_dir, str(version))):
+        raise FileExistsError(f"{model_dir}/{version} already exists")
     staging = os.path.join(model_dir, f".staging-{version}-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(source, staging)

@@ -1,0 +1,111 @@
+"""TFLite variants: quantisation types, metadata, parity gate, the device-side edge client."""
+
+import glob
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.image_model import export
+from components.image_model.training import TrainSpec, train
+from components.tflite_exporter import convert
+from components.tflite_exporter.executor import export_variants
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EDGE_PYTHON = os.path.join(ROOT, ".venv-edge", "bin", "python")
+
+
+@pytest.fixture(scope="module")
+def edge_model(shapes_examples, tmp_path_factory):
+    examples_dir, labels, images_dir = shapes_examples
+    root = tmp_path_factory.mktemp("edge")
+    spec = TrainSpec(
+        train_patterns=[f"{examples_dir}/Split-train/*"], eval_patterns=[f"{examples_dir}/Split-eval/*"],
+        test_patterns=[], labels=labels, serving_model_dir=str(root / "serving"),
+        model_run_dir=str(root / "run"), backup_dir=str(root / "backup"), image_size=32, epochs=8,
+        batch_size=16, hyperparameters={"width": 12, "depth": 1, "learning_rate": 0.004},
+    )
+    train(spec)
+    parity = export_variants(
+        str(root / "serving"), examples_dir, str(root / "tflite"), modes=list(convert.MODES),
+        representative_count=60, max_accuracy_drop=0.05, min_agreement=0.9, model_name="shapes",
+    )
+    return root, parity, labels, images_dir
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def test_int8_variant_has_integer_input_and_output(edge_model):
+    root, _, _, _ = edge_model
+    int8 = tf.lite.Interpreter(model_path=str(root / "tflite" / "model_int8.tflite"))
+    assert int8.get_input_details()[0]["dtype"] == np.uint8
+    assert int8.get_output_details()[0]["dtype"] == np.uint8
+    assert int8.get_input_details()[0]["quantization"] == pytest.approx((1.0, 0), abs=0.05)
+    ops = {op["op_name"] for op in int8._get_ops_details()}
+    assert "CONV_2D" in ops
+    float32 = tf.lite.Interpreter(model_path=str(root / "tflite" / "model_float32.tflite"))
+    assert float32.get_input_details()[0]["dtype"] == np.float32
+    assert list(float32.get_input_details()[0]["shape"]) == [1, 32, 32, 3]
+
+
+def test_metadata_carries_labels_normalisation_and_names(edge_model):
+    root, _, labels, _ = edge_model
+    meta, packed = convert.read_metadata(read(root / "tflite" / "model_int8.tflite"))
+    assert packed == labels
+    assert meta["name"] == "shapes (int8)" and meta["version"] == "1" and meta["author"] == "cvpipe"
+    unit = meta["subgraph_metadata"][0]["input_tensor_metadata"][0]["process_units"][0]
+    assert unit["options"] == {"mean": [0.0], "std": [1.0]}
+
+
+def test_parity_report_covers_every_variant_and_int8_is_smallest(edge_model):
+    root, parity, _, _ = edge_model
+    on_disk = json.loads((root / "tflite" / "parity.json").read_text())
+    assert on_disk == parity
+    variants = {v["mode"]: v for v in parity["variants"]}
+    assert set(variants) == set(convert.MODES)
+    assert variants["int8"]["size_bytes"] < 0.4 * variants["float32"]["size_bytes"]
+    assert variants["float32"]["agreement"] == 1.0
+    for v in variants.values():
+        assert 0 < v["latency_ms_median"] <= v["latency_ms_p90"]
+        assert v["blessed"] == (v["reason"] == "within limits")
+
+
+def test_gate_rejects_an_accuracy_drop_or_low_agreement():
+    report = convert.VariantReport("int8", 10, accuracy=0.90, agreement=0.99, latency_ms_median=1,
+                                   latency_ms_p90=2)
+    assert not convert.gate(report, 0.95, max_drop=0.01, min_agreement=0.98).blessed
+    assert "accuracy drop" in report.reason
+    report.accuracy, report.agreement = 0.95, 0.5
+    assert not convert.gate(report, 0.95, 0.01, 0.98).blessed and "agreement" in report.reason
+    report.agreement = 0.99
+    assert convert.gate(report, 0.95, 0.01, 0.98).blessed
+
+
+def test_representative_sample_covers_every_class():
+    labels = np.array([0] * 50 + [1] * 3 + [2] * 40)
+    chosen = convert.representative_sample(np.arange(len(labels)), labels, 9)
+    assert sorted(set(labels[chosen])) == [0, 1, 2] and len(chosen) == 9
+
+
+def test_edge_client_without_tensorflow_matches_the_serving_model(edge_model):
+    root, _, labels, images_dir = edge_model
+    images = sorted(glob.glob(os.path.join(images_dir, "*", "*.jpg")))[::4][:40]
+    serving = tf.saved_model.load(str(root / "serving")).signatures[export.SERVING_SIGNATURE]
+    expected = [serving(image_bytes=tf.constant([read(p)]))["label"][0].numpy().decode() for p in images]
+    for mode, min_agreement in (("float32", 0.97), ("int8", 0.9)):
+        script = os.path.join(ROOT, "deployment", "edge", "classify.py")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        result = subprocess.run([EDGE_PYTHON, script, str(root / "tflite" / f"model_{mode}.tflite"), *images],
+                                capture_output=True, text=True, timeout=120, env=env)
+        assert result.returncode == 0, result.stderr[-2000:]
+        got = [line.split("\t")[1] for line in result.stdout.strip().splitlines()]
+        agreement = np.mean([a == b for a, b in zip(got, expected)])
+        assert len(got) == len(images) and agreement >= min_agreement, (mode, agreement)
+    check = subprocess.run([EDGE_PYTHON, "-c", "import tensorflow"], capture_output=True)
+    assert check.returncode != 0  # The edge environment really has no TensorFlow.
