@@ -24,3 +24,5 @@ bench: setup
 	.venv/bin/python bench/ingest.py
 	.venv/bin/python bench/train_input.py
 	.venv/bin/python bench/tuning.py
+	.venv/bin/python bench/edge.py --kind shapes
+	.venv/bin/python bench/edge.py --kind digits

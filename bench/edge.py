@@ -44,30 +44,48 @@ def main() -> None:
     ingest(found, IngestOptions(), span=0, examples_dir=examples, catalog_dir=root)
     image_size = 64 if args.kind == "shapes" else 32
     spec = TrainSpec(
-        train_patterns=[f"{examples}/Split-train/*"], eval_patterns=[f"{examples}/Split-eval/*"],
-        test_patterns=[f"{examples}/Split-test/*"], labels=found.labels,
-        serving_model_dir=os.path.join(root, "serving"), model_run_dir=os.path.join(root, "run"),
-        backup_dir=os.path.join(root, "backup"), image_size=image_size, epochs=args.epochs,
-        hyperparameters={"width": 24, "depth": 2, "learning_rate": 0.002}, flip=args.kind == "shapes",
+        train_patterns=[f"{examples}/Split-train/*"],
+        eval_patterns=[f"{examples}/Split-eval/*"],
+        test_patterns=[f"{examples}/Split-test/*"],
+        labels=found.labels,
+        serving_model_dir=os.path.join(root, "serving"),
+        model_run_dir=os.path.join(root, "run"),
+        backup_dir=os.path.join(root, "backup"),
+        image_size=image_size,
+        epochs=args.epochs,
+        hyperparameters={"width": 24, "depth": 2, "learning_rate": 0.002},
+        flip=args.kind == "shapes",
     )
     train(spec)
     parity = export_variants(
-        spec.serving_model_dir, examples, os.path.join(root, "tflite"), modes=list(MODES),
-        representative_count=300, max_accuracy_drop=0.01, min_agreement=0.98, model_name=args.kind,
+        spec.serving_model_dir,
+        examples,
+        os.path.join(root, "tflite"),
+        modes=list(MODES),
+        representative_count=300,
+        max_accuracy_drop=0.01,
+        min_agreement=0.98,
+        model_name=args.kind,
     )
     variants = {v["mode"]: v for v in parity["variants"]}
     reference = parity["reference"]
-    print(f"\n{args.kind}: {reference['eval_examples']} eval images {image_size}x{image_size}, "
-          f"float SavedModel accuracy {reference['accuracy']:.4f}, {os.cpu_count()} cores, 1 thread")
+    print(
+        f"\n{args.kind}: {reference['eval_examples']} eval images {image_size}x{image_size}, "
+        f"float SavedModel accuracy {reference['accuracy']:.4f}, {os.cpu_count()} cores, 1 thread"
+    )
     print(f"{'mode':15}{'bytes':>10}{'accuracy':>10}{'agree':>8}{'median ms':>11}{'p90 ms':>9}  gate")
     for mode in MODES:
         v = variants[mode]
-        print(f"{mode:15}{v['size_bytes']:>10}{v['accuracy']:>10.4f}{v['agreement']:>8.3f}"
-              f"{v['latency_ms_median']:>11.3f}{v['latency_ms_p90']:>9.3f}  {v['reason']}")
+        print(
+            f"{mode:15}{v['size_bytes']:>10}{v['accuracy']:>10.4f}{v['agreement']:>8.3f}"
+            f"{v['latency_ms_median']:>11.3f}{v['latency_ms_p90']:>9.3f}  {v['reason']}"
+        )
     f32, i8 = variants["float32"], variants["int8"]
     print(f"int8 / float32 size:           {i8['size_bytes'] / f32['size_bytes']:.3f}  (target <= 0.30)")
-    print(f"int8 / float32 median latency: {i8['latency_ms_median'] / f32['latency_ms_median']:.3f}  "
-          f"(target <= 0.8)")
+    print(
+        f"int8 / float32 median latency: {i8['latency_ms_median'] / f32['latency_ms_median']:.3f}  "
+        f"(target <= 0.8)"
+    )
     print(f"int8 accuracy drop:            {reference['accuracy'] - i8['accuracy']:+.4f}  (target <= 0.01)")
     print(f"int8 agreement:                {i8['agreement']:.4f}  (target >= 0.98)")
 

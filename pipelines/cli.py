@@ -109,6 +109,24 @@ def _print_model_outputs(result) -> None:
 
         destination = pushed_destination(result.metadata_path, pushed)
         print(f"Serving model: {destination or 'not pushed (model not blessed)'}")
+    from pipelines.pipeline import EDGE_PUSHER, TFLITE_EXPORTER
+
+    tflite = result.outputs.get(TFLITE_EXPORTER, {}).get("tflite_model", [None])[0]
+    if tflite and os.path.exists(os.path.join(tflite, "parity.json")):
+        with open(os.path.join(tflite, "parity.json")) as f:
+            parity = json.load(f)
+        for v in parity["variants"]:
+            print(
+                f"TFLite {v['mode']}: accuracy {v['accuracy']:.4f}, agreement {v['agreement']:.3f}, "
+                f"{v['size_bytes']} bytes, {v['latency_ms_median']:.2f} ms median: "
+                f"{'blessed' if v['blessed'] else 'NOT blessed'} ({v['reason']})"
+            )
+    edge = result.outputs.get(EDGE_PUSHER, {}).get("pushed_edge_model", [None])[0]
+    if edge is not None:
+        from pipelines.runner import pushed_destination
+
+        destination = pushed_destination(result.metadata_path, edge)
+        print(f"Edge model:    {destination or 'not pushed (see the TFLite gate above)'}")
 
 
 def cmd_predict(args) -> int:
@@ -148,8 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             p.add_argument("--validate-only", action="store_true", help="stop after data validation")
         p.set_defaults(func=func)
-    p = sub.add_parser("predict", help="classify image files with a SavedModel or serving directory")
-    p.add_argument("model", help="SavedModel dir, or OUTPUT/serving/<model_name> (highest version)")
+    p = sub.add_parser("predict", help="classify image files with a SavedModel, serving dir or .tflite")
+    p.add_argument("model", help="SavedModel dir, OUTPUT/serving/<model_name> (highest version), or .tflite")
     p.add_argument("images", nargs="+")
     p.set_defaults(func=cmd_predict)
     return parser

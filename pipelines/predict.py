@@ -34,6 +34,8 @@ def resolve_model_dir(path: str) -> str:
 
 
 def predict(model_path: str, image_paths: list[str]) -> list[tuple[str, Prediction]]:
+    if model_path.endswith(".tflite"):
+        return predict_tflite(model_path, image_paths)
     model = tf.saved_model.load(resolve_model_dir(model_path))
     serve = model.signatures[SERVING_SIGNATURE]
     results = []
@@ -59,3 +61,28 @@ def op_error_message(error: tf.errors.OpError) -> str:
         if line and not line.startswith(("Graph execution error", "Detected at", "<stack", "[[{{"))
     ]
     return (useful[0] if useful else error.message.strip())[:200]
+
+
+def predict_tflite(model_path: str, image_paths: list[str]) -> list[tuple[str, Prediction]]:
+    """The same as ``predict`` with a TFLite file: labels come from the model's metadata."""
+    from components.image_model.model import decode_and_resize
+    from components.tflite_exporter.convert import Classifier, read_metadata
+
+    with open(model_path, "rb") as f:
+        model = f.read()
+    _, labels = read_metadata(model)
+    classifier = Classifier(model)
+    channels = int(classifier.input["shape"][3])
+    results = []
+    for path in image_paths:
+        try:
+            with open(path, "rb") as f:
+                image = decode_and_resize(tf.constant(f.read()), classifier.image_size, channels).numpy()
+            scores = classifier(image)
+            best = int(scores.argmax())
+            results.append((path, Prediction(labels[best], float(scores[best]))))
+        except OSError as e:
+            results.append((path, Prediction(None, None, f"cannot read: {e}")))
+        except tf.errors.InvalidArgumentError as e:
+            results.append((path, Prediction(None, None, op_error_message(e))))
+    return results

@@ -76,7 +76,7 @@ def conv_block(x, filters, name, strides=2):
 
 def build_model(params: ModelParams) -> keras.Model:
     inputs = keras.Input(
-        (params.image_size, params.image_size, params.channels), dtype=tf.uint8, name="image"
+        (params.image_size, params.image_size, params.channels), dtype=params.input_dtype, name="image"
     )
     x = layers.Activation("linear", dtype="float32", name="to_float")(tf.cast(inputs, tf.float32))
     if params.flip:
