@@ -32,13 +32,14 @@ from pipelines.sample_data import write_sample_data  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--kind", choices=["shapes", "digits"], default="shapes")
-    parser.add_argument("--count", type=int, default=600)
+    parser.add_argument("--count", type=int, default=0, help="images (default: 600 shapes, all 1797 digits)")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--workdir", default=tempfile.mkdtemp(prefix="cvpipe-edge-bench-"))
     args = parser.parse_args()
 
     root = args.workdir
-    write_sample_data(os.path.join(root, "images"), kind=args.kind, count=args.count)
+    count = args.count or (600 if args.kind == "shapes" else 1797)
+    write_sample_data(os.path.join(root, "images"), kind=args.kind, count=count)
     found = discover(os.path.join(root, "images"))
     examples = os.path.join(root, "examples")
     ingest(found, IngestOptions(), span=0, examples_dir=examples, catalog_dir=root)

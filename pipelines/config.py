@@ -48,7 +48,7 @@ class IngestConfig:
     )
     background: list[int] = dataclasses.field(default_factory=lambda: [255, 255, 255])
     splits: dict[str, int] = dataclasses.field(default_factory=lambda: {"train": 80, "eval": 10, "test": 10})
-    gzip_level: int = 1
+    gzip_level: int = 0
 
     def validate(self, where: str) -> None:
         if self.channels not in (1, 3):

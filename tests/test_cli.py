@@ -55,14 +55,15 @@ FAST_MODEL = """
 model: {image_size: 32}
 training: {epochs: 10}
 tuning: {max_trials: 2, epochs: 2, search_space: {width: [12, 16], depth: [1], learning_rate: [0.004]}}
-evaluation: {min_accuracy: 0.7}
+evaluation: {min_accuracy: 0.5}  # Mechanics, not accuracy: three classes, ~20 eval images.
+edge: {max_accuracy_drop: 0.15, min_agreement: 0.85}  # ~15 eval images: one image is 7 points.
 """
 
 
 @pytest.mark.slow
 def test_run_trains_blesses_pushes_and_reuses_the_cache_on_rerun(tmp_path, capsys):
     images = tmp_path / "images"
-    main(["sample-data", str(images), "--count", "150"])
+    main(["sample-data", str(images), "--count", "210"])
     write(images / "square" / "truncated.jpg", (images / "square" / "square_00001.jpg").read_bytes()[:900])
     config = tmp_path / "fast.yaml"
     config.write_text(FAST_MODEL)
@@ -77,30 +78,42 @@ def test_run_trains_blesses_pushes_and_reuses_the_cache_on_rerun(tmp_path, capsy
         "ExampleValidator",
         "Tuner",
         "Trainer",
+        "TFLiteExporter",
         "Evaluator",
         "ServingPusher",
+        "EdgePusher",
     )
     for node in nodes:
         assert f"{node}: ran" in printed
-    assert "Ingested 150 of 151 files: 1 quarantined" in printed
+    assert "Ingested 210 of 211 files: 1 quarantined" in printed
     assert "Anomalies:" in printed and "  none" in printed
     assert "Evaluation: BLESSED" in printed
     versions = glob.glob(str(out / "serving" / "cvpipe" / "[0-9]*"))
     assert len(versions) == 1 and f"Serving model: {versions[0]}" in printed
+    edge = out / "edge" / "cvpipe" / os.path.basename(versions[0])  # Same version as serving.
+    assert f"Edge model:    {edge}" in printed and "TFLite int8: accuracy" in printed
+    assert {"model_int8.tflite", "labels.txt", "parity.json", "cvpipe_manifest.json"} <= set(os.listdir(edge))
 
     stats_files = glob.glob(str(out / "pipeline_root/StatisticsGen/statistics/*/Split-train/FeatureStats.pb"))
     stats = tfdv.load_stats_binary(stats_files[0]).datasets[0]
     image = next(f for f in stats.features if f.path.step[0] == spec.IMAGE)
     assert "image_format_histogram" in {c.name for c in image.custom_stats}
 
-    assert (
-        main(["predict", str(out / "serving" / "cvpipe"), str(images / "circle" / "circle_00000.jpg")]) == 0
-    )
-    assert "\tcircle\t" in capsys.readouterr().out
+    samples = [str(p) for p in sorted(images.glob("*/*_0000[0-5].jpg"))]
+    assert main(["predict", str(out / "serving" / "cvpipe"), *samples]) == 0
+    served = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [row[0] for row in served] == samples and {row[1] for row in served} <= {
+        "circle",
+        "square",
+        "triangle",
+    }
+    assert main(["predict", str(edge / "model_int8.tflite"), *samples]) == 0
+    edge_labels = [line.split("\t")[1] for line in capsys.readouterr().out.splitlines()]
+    assert sum(a == b[1] for a, b in zip(edge_labels, served)) >= len(samples) - 1
 
     assert main(args) == 0
     rerun = capsys.readouterr().out
-    for node in nodes[:6]:
+    for node in nodes[:7]:
         assert f"{node}: cached" in rerun
     # The Evaluator re-runs because its baseline (the latest blessed model) is now this model; the
     # push is idempotent, so no second version appears.

@@ -131,7 +131,7 @@ def test_manifest_extras_are_typed_features(tmp_path):
         "x/two.jpg,dog,200,0.5,south\n../etc/passwd,cat,1,1,x\n"
     )
     found, summary, catalog = run(
-        root, tmp_path / "out", str(manifest), IngestOptions(splits=(("train", 1),))
+        root, tmp_path / "out", str(manifest), IngestOptions(splits=(("train", 1),), gzip_level=6)
     )
     assert summary == {**summary, "seen": 3, "ingested": 2, "quarantined": 1}
     examples = {

@@ -46,9 +46,9 @@ class IngestOptions:
 
     image: ImageOptions = ImageOptions()
     splits: tuple[tuple[str, int], ...] = spec.DEFAULT_SPLITS
-    # gzip level of the TFRecord files. Encoded images barely compress (about 10% at level 6), so
-    # a low level saves most of the CPU that gzip would spend; 0 stores without compressing.
-    gzip_level: int = 1
+    # gzip level of the TFRecord files. 0 stores: still a gzip stream every TFX reader takes, but
+    # encoded images barely compress, and level 1 more than doubled ingest time (bench/ingest.py).
+    gzip_level: int = 0
 
     def __post_init__(self):
         names = [name for name, _ in self.splits]
@@ -72,7 +72,7 @@ class IngestOptions:
         image = raw.get("image", {})
         image = ImageOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in image.items()})
         splits = tuple((str(name), int(weight)) for name, weight in raw.get("splits", spec.DEFAULT_SPLITS))
-        return cls(image=image, splits=splits, gzip_level=int(raw.get("gzip_level", 1)))
+        return cls(image=image, splits=splits, gzip_level=int(raw.get("gzip_level", 0)))
 
 
 class _GzipWriter:
@@ -115,36 +115,38 @@ class _GzipTFRecordSink(filebasedsink.FileBasedSink):
         file_handle.close()
 
 
-class _HashFile(beam.DoFn):
-    """Reads a file once to hash it; unreadable and empty files go to the catalog."""
+class _IngestDoFn(beam.DoFn):
+    """Shared by the passes that read files: the catalog schema, the span and quarantine rows."""
 
     def __init__(self, root: str, schema, span: int):
         self._root = root
         self._schema = schema
         self._span = span
 
-    def process(self, candidate: Candidate):
-        full = os.path.join(self._root, candidate.path)
+    def _quarantine(self, candidate: Candidate, reason: str, detail: str, **extra):
+        return beam.pvalue.TaggedOutput(
+            _CATALOG, _rejected_row(self._schema, candidate, self._span, reason, detail, **extra)
+        )
+
+    def _read(self, candidate: Candidate) -> tuple[bytes | None, str]:
         try:
-            with open(full, "rb") as f:
-                data = f.read()
+            with open(os.path.join(self._root, candidate.path), "rb") as f:
+                return f.read(), ""
         except OSError as e:
-            yield beam.pvalue.TaggedOutput(
-                _CATALOG,
-                _rejected_row(
-                    self._schema, candidate, self._span, spec.UNREADABLE_FILE, f"{type(e).__name__}: {e}"
-                ),
-            )
-            return
-        if not data:
-            yield beam.pvalue.TaggedOutput(
-                _CATALOG,
-                _rejected_row(
-                    self._schema, candidate, self._span, spec.EMPTY_FILE, "file has zero bytes", byte_size=0
-                ),
-            )
-            return
-        yield hashlib.sha256(data).hexdigest(), (candidate, len(data))
+            return None, f"{type(e).__name__}: {e}"
+
+
+class _HashFile(_IngestDoFn):
+    """Reads a file once to hash it; unreadable and empty files go to the catalog."""
+
+    def process(self, candidate: Candidate):
+        data, error = self._read(candidate)
+        if data is None:
+            yield self._quarantine(candidate, spec.UNREADABLE_FILE, error)
+        elif not data:
+            yield self._quarantine(candidate, spec.EMPTY_FILE, "file has zero bytes", byte_size=0)
+        else:
+            yield hashlib.sha256(data).hexdigest(), (candidate, len(data))
 
 
 class _PickFirst(beam.DoFn):
@@ -178,57 +180,33 @@ class _PickFirst(beam.DoFn):
             )
 
 
-class _InspectAndEncode(beam.DoFn):
+class _InspectAndEncode(_IngestDoFn):
     """Re-reads a kept file, verifies and normalises it, and emits its example and catalog row."""
 
     def __init__(self, root: str, options: IngestOptions, vocabulary: list[str], schema, span: int):
-        self._root = root
+        super().__init__(root, schema, span)
         self._options = options
         self._index = {label: i for i, label in enumerate(vocabulary)}
-        self._schema = schema
-        self._span = span
 
     def process(self, element):
         sha, candidate, byte_size = element
-        full = os.path.join(self._root, candidate.path)
-        try:
-            with open(full, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            yield beam.pvalue.TaggedOutput(
-                _CATALOG,
-                _rejected_row(
-                    self._schema, candidate, self._span, spec.UNREADABLE_FILE, f"{type(e).__name__}: {e}"
-                ),
-            )
+        data, error = self._read(candidate)
+        if data is None:
+            yield self._quarantine(candidate, spec.UNREADABLE_FILE, error)
             return
         if hashlib.sha256(data).hexdigest() != sha:
-            yield beam.pvalue.TaggedOutput(
-                _CATALOG,
-                _rejected_row(
-                    self._schema,
-                    candidate,
-                    self._span,
-                    spec.FILE_CHANGED,
-                    "content changed between the hashing and the decoding pass",
-                    sha256=sha,
-                ),
+            yield self._quarantine(
+                candidate,
+                spec.FILE_CHANGED,
+                "content changed between the hashing and the decoding pass",
+                sha256=sha,
             )
             return
         try:
             image = inspect_image(data, self._options.image)
         except Rejected as rejected:
-            yield beam.pvalue.TaggedOutput(
-                _CATALOG,
-                _rejected_row(
-                    self._schema,
-                    candidate,
-                    self._span,
-                    rejected.reason,
-                    rejected.detail,
-                    sha256=sha,
-                    byte_size=byte_size,
-                ),
+            yield self._quarantine(
+                candidate, rejected.reason, rejected.detail, sha256=sha, byte_size=byte_size
             )
             return
         split = assign_split(sha, self._options.splits)

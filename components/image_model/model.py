@@ -32,6 +32,18 @@ class ModelParams:
     shift: float = 0.1  # Random translation as a fraction of the size (pad + random crop).
     input_dtype: str = "uint8"  # float32 for TFLite conversion (pixel values 0-255 either way).
 
+    @classmethod
+    def from_hyperparameters(cls, values: dict, **fixed) -> "ModelParams":
+        """Tuned or configured values (width, depth, dropout, learning_rate) plus fixed fields."""
+        defaults = cls(num_classes=fixed.get("num_classes", 2))
+        return cls(
+            width=int(values.get("width", defaults.width)),
+            depth=int(values.get("depth", defaults.depth)),
+            dropout=float(values.get("dropout", defaults.dropout)),
+            learning_rate=float(values.get("learning_rate", defaults.learning_rate)),
+            **fixed,
+        )
+
 
 def decode_and_resize(image_bytes: tf.Tensor, image_size: int, channels: int) -> tf.Tensor:
     """Encoded JPEG/PNG/GIF/BMP bytes -> uint8 [image_size, image_size, channels]."""

@@ -53,15 +53,11 @@ class TrainSpec:
         return cls(**json.loads(text))
 
     def model_params(self) -> ModelParams:
-        hp = self.hyperparameters
-        return ModelParams(
+        return ModelParams.from_hyperparameters(
+            self.hyperparameters,
             num_classes=len(self.labels),
             image_size=self.image_size,
             channels=self.channels,
-            width=int(hp.get("width", 16)),
-            depth=int(hp.get("depth", 2)),
-            dropout=float(hp.get("dropout", 0.2)),
-            learning_rate=float(hp.get("learning_rate", 0.002)),
             flip=self.flip,
         )
 

@@ -60,15 +60,12 @@ def _hypermodel(spec: TuneSpec):
     def build(hp: kt.HyperParameters):
         values = {name: hp.Choice(name, choices) for name, choices in spec.search_space.items()}
         return build_model(
-            ModelParams(
+            ModelParams.from_hyperparameters(
+                values,
                 num_classes=len(spec.labels),
                 image_size=spec.image_size,
                 channels=spec.channels,
                 flip=spec.flip,
-                width=int(values.get("width", 16)),
-                depth=int(values.get("depth", 2)),
-                dropout=float(values.get("dropout", 0.2)),
-                learning_rate=float(values.get("learning_rate", 0.002)),
             )
         )
 
