@@ -101,3 +101,35 @@ def test_predict_reads_the_highest_version_of_a_serving_directory(shapes_example
     (result_path, result), (_, bad) = predict(str(tmp_path / "m"), [image, "/nonexistent.jpg"])
     assert result.label in shapes_examples[1] and 0 < result.score <= 1
     assert bad.error and "cannot read" in bad.error
+
+
+@pytest.mark.parametrize(
+    "algorithm,expected",
+    [
+        ("random", "RandomSearch"),
+        ("hyperband", "Hyperband"),
+        ("bayesian", "BayesianOptimization"),
+    ],
+)
+def test_tuning_algorithm_comes_from_the_config(tmp_path, algorithm, expected):
+    from components.image_model.tuning import TuneSpec, make_tuner
+
+    spec = TuneSpec(
+        train_patterns=[],
+        eval_patterns=[],
+        labels=["a", "b"],
+        directory=str(tmp_path),
+        algorithm=algorithm,
+        image_size=32,
+        search_space={"width": [8], "depth": [1]},
+    )
+    tuner = make_tuner(spec, overwrite=True)
+    assert expected in [cls.__name__ for cls in type(tuner).__mro__]
+    assert set(tuner.oracle.hyperparameters.values) == {"width", "depth"}
+
+
+def test_unknown_tuning_algorithm_is_rejected(tmp_path):
+    from components.image_model.tuning import TuneSpec, make_tuner
+
+    with pytest.raises(ValueError, match="tuning.algorithm"):
+        make_tuner(TuneSpec([], [], ["a", "b"], str(tmp_path), algorithm="grid"), overwrite=True)
