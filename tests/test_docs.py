@@ -30,3 +30,19 @@ def test_schema_readme_catalog_queries_use_real_columns(tmp_path, monkeypatch):
     monkeypatch.setattr(pd, "read_parquet", lambda path: empty)
     for block in python_blocks("schemas/README.md"):
         exec(block, {})
+
+
+def test_serving_pusher_readme_snippet_runs(tmp_path):
+    (block,) = python_blocks("components/serving_pusher/README.md")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "saved_model.pb").write_bytes(b"x")
+    exec(block, {"MODEL_DIR": str(model), "SERVING_DIR": str(tmp_path / "serving")})
+
+
+def test_tflite_and_model_readme_snippets_run(capsys):
+    for path in ("components/tflite_exporter/README.md", "components/image_model/README.md"):
+        (block,) = python_blocks(path)
+        exec(block, {})
+    out = capsys.readouterr().out
+    assert "True" in out and "(2, 3)" in out
