@@ -32,12 +32,13 @@ def test_schema_readme_catalog_queries_use_real_columns(tmp_path, monkeypatch):
         exec(block, {})
 
 
-def test_serving_pusher_readme_snippet_runs(tmp_path):
+def test_serving_pusher_readme_snippet_runs(tmp_path, capsys):
     (block,) = python_blocks("components/serving_pusher/README.md")
     model = tmp_path / "model"
     model.mkdir()
     (model / "saved_model.pb").write_bytes(b"x")
     exec(block, {"MODEL_DIR": str(model), "SERVING_DIR": str(tmp_path / "serving")})
+    assert "['saved_model.pb']" in capsys.readouterr().out
 
 
 def test_tflite_and_model_readme_snippets_run(capsys):
