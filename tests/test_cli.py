@@ -123,3 +123,19 @@ def test_run_trains_blesses_pushes_and_reuses_the_cache_on_rerun(tmp_path, capsy
     write(images / "circle" / "new.jpg", (images / "circle" / "circle_00000.jpg").read_bytes() + b"\0")
     assert main(args + ["--validate-only"]) == 0
     assert "ImageExampleGen: ran" in capsys.readouterr().out  # New input: not served from cache.
+
+
+def test_installed_console_script_runs_from_any_directory(tmp_path):
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(sys.executable), "cvpipe")
+    result = subprocess.run(
+        [script, "sample-data", str(tmp_path / "s"), "--count", "3"],
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Wrote 3 shapes images" in result.stdout
