@@ -56,7 +56,7 @@ model: {image_size: 32}
 training: {epochs: 10}
 tuning: {max_trials: 2, epochs: 2, search_space: {width: [12, 16], depth: [1], learning_rate: [0.004]}}
 evaluation: {min_accuracy: 0.5}  # Mechanics, not accuracy: three classes, ~20 eval images.
-edge: {max_accuracy_drop: 0.15, min_agreement: 0.85}  # ~15 eval images: one image is 7 points.
+edge: {max_accuracy_drop: 0.3, min_agreement: 0.7}  # Mechanics: ~20 eval images, one is 5 points.
 """
 
 
