@@ -8,8 +8,7 @@ import os
 import sys
 import warnings
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # Before anything imports TensorFlow.
+# TF_USE_LEGACY_KERAS and TF_ENABLE_ONEDNN_OPTS are set by pipelines/__init__.py, which runs first.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\..*")
 

@@ -12,6 +12,7 @@ import os
 import tensorflow as tf
 
 from components.image_model.export import SERVING_SIGNATURE
+from components.serving_pusher.push import list_versions
 
 
 @dataclasses.dataclass
@@ -25,9 +26,7 @@ def resolve_model_dir(path: str) -> str:
     """A SavedModel dir, or a TF Serving model dir (its highest numeric version)."""
     if os.path.exists(os.path.join(path, "saved_model.pb")):
         return path
-    versions = (
-        sorted((int(n) for n in os.listdir(path) if n.isdigit()), reverse=True) if os.path.isdir(path) else []
-    )
+    versions = list_versions(path)
     if versions:
         return os.path.join(path, str(versions[0]))
     raise FileNotFoundError(f"{path} is neither a SavedModel nor a directory of numbered versions")

@@ -104,7 +104,7 @@ def _from_folders(root: str) -> list[Candidate]:
         for name in entries:
             rel = name if rel_dir == "." else os.path.join(rel_dir, name)
             rel = rel.replace(os.sep, "/")
-            label = safe_label(rel.split("/", 1)[0]) if "/" in rel else None
+            label = safe_text(rel.split("/", 1)[0]) if "/" in rel else None
             full = os.path.join(root, rel)
             if os.path.islink(full) and not _inside(os.path.realpath(full), real_root):
                 candidates.append(
@@ -129,9 +129,9 @@ def _from_folders(root: str) -> list[Candidate]:
     return candidates
 
 
-def safe_label(name: str) -> str:
-    """Folder names need not be UTF-8: undecodable bytes become visible escapes in the label."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+def safe_text(value: str) -> str:
+    """File and folder names need not be UTF-8; undecodable bytes become visible escapes (\\xNN)."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _from_manifest(root: str, manifest: str) -> tuple[list[Candidate], dict[str, str]]:

@@ -14,6 +14,7 @@ import pyarrow as pa
 import tensorflow as tf
 
 from components.image_example_gen import spec
+from components.image_example_gen.discovery import safe_text
 from components.image_example_gen.imaging import InspectedImage
 
 _METADATA_STRINGS = (spec.CAMERA_MAKE, spec.CAMERA_MODEL, spec.CAPTURE_DATETIME)
@@ -35,11 +36,6 @@ def assign_split(sha256_hex: str, splits: Iterable[tuple[str, int]]) -> str:
         if position < cumulative:
             return name
     return splits[-1][0]
-
-
-def safe_text(value: str) -> str:
-    """File names need not be UTF-8; undecodable bytes become visible escapes (\\xNN)."""
-    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _bytes(*values: str | bytes) -> tf.train.Feature:

@@ -11,18 +11,15 @@ import hashlib
 import json
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+import tensorflow as tf
+from absl import logging
+from tfx import v1 as tfx
 
-import tensorflow as tf  # noqa: E402
-from absl import logging  # noqa: E402
-from tfx import v1 as tfx  # noqa: E402
-
-from components.image_example_gen import spec as example_spec  # noqa: E402
-from components.image_model import data  # noqa: E402
-from components.image_model.training import TrainSpec, train  # noqa: E402
-from components.image_model.tuning import TuneSpec, fit_kwargs, make_tuner  # noqa: E402
-from components.image_model.workers import run_training_workers  # noqa: E402
+from components.image_example_gen import spec as example_spec
+from components.image_model import data
+from components.image_model.training import TrainSpec, train
+from components.image_model.tuning import TuneSpec, fit_kwargs, make_tuner
+from components.image_model.workers import run_training_workers
 
 
 def _split_patterns(files: list[str], split: str) -> list[str]:
@@ -82,10 +79,10 @@ def tuner_fn(fn_args) -> tfx.components.TunerFnResult:
         parallel_trials=int(tuning.get("parallel_trials", 1)),
         epochs=int(tuning.get("epochs", 4)),
         batch_size=int(config["training"].get("batch_size", 32)),
-        search_space=dict(tuning.get("search_space") or {})
-        or TuneSpec.__dataclass_fields__["search_space"].default_factory(),
         cache=bool(config["training"].get("cache", True)),
     )
+    if tuning.get("search_space"):
+        spec.search_space = dict(tuning["search_space"])
     logging.info("cvpipe tuner: %s", spec)
     return tfx.components.TunerFnResult(tuner=make_tuner(spec, overwrite=True), fit_kwargs=fit_kwargs(spec))
 

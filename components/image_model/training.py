@@ -88,23 +88,11 @@ def train(spec: TrainSpec, *, log_dir: str | None = None) -> dict[str, float]:
     train_count = data.count_records(spec.train_patterns)
     steps = spec.steps_per_epoch or max(1, train_count // global_batch)
 
+    common = dict(image_size=spec.image_size, channels=spec.channels, batch_size=global_batch)
     train_ds = data.make_dataset(
-        spec.train_patterns,
-        image_size=spec.image_size,
-        channels=spec.channels,
-        batch_size=global_batch,
-        training=True,
-        cache=spec.cache,
-        seed=spec.seed,
+        spec.train_patterns, training=True, cache=spec.cache, seed=spec.seed, **common
     )
-    eval_ds = data.make_dataset(
-        spec.eval_patterns,
-        image_size=spec.image_size,
-        channels=spec.channels,
-        batch_size=global_batch,
-        training=False,
-        cache=spec.cache,
-    )
+    eval_ds = data.make_dataset(spec.eval_patterns, training=False, cache=spec.cache, **common)
     train_ds, eval_ds = _shard_by_data(train_ds), _shard_by_data(eval_ds)
 
     with strategy.scope():
@@ -128,14 +116,7 @@ def train(spec: TrainSpec, *, log_dir: str | None = None) -> dict[str, float]:
 
     metrics: dict[str, float] = {}
     if spec.test_patterns and _has_records(spec.test_patterns):
-        test_ds = data.make_dataset(
-            spec.test_patterns,
-            image_size=spec.image_size,
-            channels=spec.channels,
-            batch_size=global_batch,
-            training=False,
-            cache=False,
-        )
+        test_ds = data.make_dataset(spec.test_patterns, training=False, cache=False, **common)
         loss, accuracy = model.evaluate(_shard_by_data(test_ds), verbose=0)
         metrics = {"test_loss": float(loss), "test_accuracy": float(accuracy)}
     if spec.weights_dump_dir:

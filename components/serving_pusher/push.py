@@ -33,10 +33,16 @@ def file_digests(root: str) -> dict[str, str]:
     return dict(sorted(digests.items()))
 
 
+def list_versions(model_dir: str) -> list[int]:
+    """The numbered versions under a TF Serving model directory, newest first."""
+    if not os.path.isdir(model_dir):
+        return []
+    return sorted((int(n) for n in os.listdir(model_dir) if n.isdigit()), reverse=True)
+
+
 def next_version(model_dir: str) -> int:
     """Seconds since the epoch, bumped past any existing version (TF Serving serves the highest)."""
-    existing = [int(n) for n in os.listdir(model_dir) if n.isdigit()] if os.path.isdir(model_dir) else []
-    return max([int(time.time())] + [v + 1 for v in existing])
+    return max([int(time.time())] + [v + 1 for v in list_versions(model_dir)])
 
 
 def push_directory(
@@ -73,9 +79,7 @@ def push_directory(
 def find_pushed(base_dir: str, model_name: str, source: str) -> str | None:
     """The newest pushed version whose manifest names ``source``, if any: pushing is idempotent."""
     model_dir = os.path.join(base_dir, model_name)
-    if not os.path.isdir(model_dir):
-        return None
-    for version in sorted((int(n) for n in os.listdir(model_dir) if n.isdigit()), reverse=True):
+    for version in list_versions(model_dir):
         path = os.path.join(model_dir, str(version), MANIFEST)
         try:
             with open(path) as f:
