@@ -91,6 +91,52 @@ class ValidationConfig:
     # "default" uses schemas/schema.pbtxt through ImportSchemaGen; a path uses that file; null
     # infers a schema from the statistics with SchemaGen.
     schema: str | None = "default"
+    gate: str = "fail"  # fail: an error anomaly stops the run before training; warn: report only.
+    max_quarantine_rate: float = 0.05  # Quarantined / seen input files.
+    min_class_count: int = 10  # Train images per class.
+    max_class_imbalance: float = 10.0  # Largest / smallest train class.
+    categorical_drift: float = 0.1  # L-infinity threshold against the previous span.
+    numeric_drift: float = 0.1  # Jensen-Shannon threshold against the previous span.
+    drift_features: dict[str, str] = dataclasses.field(default_factory=dict)  # Feature -> linf | js.
+    severities: dict[str, str] = dataclasses.field(default_factory=dict)  # Check -> error | warning.
+    baseline_statistics: str | None = None  # Statistics artifact URI; null = previous span from MLMD.
+    thumbnails_per_class: int = 8  # Report thumbnails per class (0 = none).
+
+    def validate(self, where: str) -> None:
+        from components.data_checks import checks
+
+        if self.gate not in ("fail", "warn"):
+            raise ConfigError(f"{where}.gate: fail or warn, got {self.gate!r}")
+        if not 0 <= self.max_quarantine_rate <= 1:
+            raise ConfigError(f"{where}.max_quarantine_rate: 0-1, got {self.max_quarantine_rate}")
+        if self.min_class_count < 0 or self.max_class_imbalance < 1:
+            raise ConfigError(f"{where}: min_class_count must be >= 0 and max_class_imbalance >= 1")
+        if not 0 < self.categorical_drift <= 1 or not 0 < self.numeric_drift <= 1:
+            raise ConfigError(f"{where}: categorical_drift and numeric_drift must be in (0, 1]")
+        for name, kind in self.drift_features.items():
+            if kind not in (checks.LINF, checks.JS):
+                raise ConfigError(f"{where}.drift_features.{name}: linf or js, got {kind!r}")
+        for name, severity in self.severities.items():
+            if name not in checks.CHECKS:
+                raise ConfigError(f"{where}.severities.{name}: unknown check (known: {', '.join(checks.CHECKS)})")
+            if severity not in checks.SEVERITIES:
+                raise ConfigError(f"{where}.severities.{name}: error or warning, got {severity!r}")
+        if self.thumbnails_per_class < 0:
+            raise ConfigError(f"{where}.thumbnails_per_class: must be >= 0")
+
+    def check_options(self):
+        from components.data_checks import checks
+
+        return checks.CheckOptions(
+            max_quarantine_rate=self.max_quarantine_rate,
+            min_class_count=self.min_class_count,
+            max_class_imbalance=self.max_class_imbalance,
+            categorical_drift=self.categorical_drift,
+            numeric_drift=self.numeric_drift,
+            drift_features=tuple((self.drift_features or checks.DEFAULT_DRIFT_FEATURES).items()),
+            severities=tuple({**checks.DEFAULT_SEVERITIES, **self.severities}.items()),
+            gate=self.gate,
+        )
 
 
 @dataclasses.dataclass
@@ -238,7 +284,7 @@ def load_config(path: str | None = None, overrides: dict[str, Any] | None = None
     return build(Config, data, "")
 
 
-_REPLACED = {"splits", "search_space", "hyperparameters"}  # Mappings an override replaces whole.
+_REPLACED = {"splits", "search_space", "hyperparameters", "drift_features"}  # Mappings an override replaces whole.
 
 
 def merge(base: dict, override: dict) -> dict:

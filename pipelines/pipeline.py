@@ -15,12 +15,14 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
 import schemas
+from components.data_checks.component import DataChecks, DataGate
 from components.edge_pusher.component import EdgePusher
 from components.image_example_gen import spec as example_spec
 from components.image_example_gen.component import ImageExampleGen
 from components.image_model.export import EXAMPLES_SIGNATURE
 from components.serving_pusher.component import ServingPusher
 from components.tflite_exporter.component import TFLiteExporter
+from components.validation_report.component import ValidationReportGen
 from pipelines.config import Config, ConfigError
 
 # Stable node ids: ML Metadata contexts, caching and lineage are keyed on them.
@@ -28,6 +30,9 @@ EXAMPLE_GEN = "ImageExampleGen"
 STATISTICS_GEN = "StatisticsGen"
 SCHEMA_GEN = "SchemaGen"
 EXAMPLE_VALIDATOR = "ExampleValidator"
+DATA_CHECKS = "DataChecks"
+VALIDATION_REPORT = "ValidationReport"
+DATA_GATE = "DataGate"
 TUNER = "Tuner"
 TRAINER = "Trainer"
 MODEL_RESOLVER = "LatestBlessedModelResolver"
@@ -90,9 +95,12 @@ def _module_config(config: Config) -> dict:
 
 
 def model_components(
-    config: Config, example_gen, schema_gen, serving_dir: str, edge_dir: str | None = None
+    config: Config, example_gen, schema_gen, gate, serving_dir: str, edge_dir: str | None = None
 ) -> list:
-    """Tuner (optional) -> Trainer -> latest blessed model -> Evaluator -> ServingPusher."""
+    """Tuner (optional) -> Trainer -> latest blessed model -> Evaluator -> ServingPusher.
+
+    Tuner and Trainer wait for the data gate, so data that fails validation is never trained on.
+    """
     examples = example_gen.outputs["examples"]
     custom_config = _module_config(config)
     components = []
@@ -106,6 +114,7 @@ def model_components(
             eval_args=tfx.proto.EvalArgs(splits=["eval"]),
             custom_config=custom_config,
         ).with_id(TUNER)
+        tuner.add_upstream_node(gate)
         components.append(tuner)
         hyperparameters = tuner.outputs["best_hyperparameters"]
     resolver = tfx.dsl.Resolver(
@@ -123,6 +132,7 @@ def model_components(
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config=custom_config,
     ).with_id(TRAINER)
+    trainer.add_upstream_node(gate)
     evaluator = tfx.components.Evaluator(
         examples=examples,
         model=trainer.outputs["model"],
@@ -161,7 +171,12 @@ def model_components(
 
 
 def create_components(
-    config: Config, *, input_fingerprint: str | None = None, serving_dir: str | None = None
+    config: Config,
+    *,
+    input_fingerprint: str | None = None,
+    serving_dir: str | None = None,
+    baseline_statistics: str | None = None,
+    baseline_span: int | None = None,
 ) -> list:
     if not config.input.images:
         raise ConfigError("input.images: required (the image root, optionally with {SPAN})")
@@ -187,10 +202,30 @@ def create_components(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"],
     ).with_id(EXAMPLE_VALIDATOR)
-    components = [example_gen, statistics_gen, schema_gen, example_validator]
+    data_inputs = dict(
+        examples=example_gen.outputs["examples"],
+        catalog=example_gen.outputs["catalog"],
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_gen.outputs["schema"],
+    )
+    checks = DataChecks(
+        **data_inputs,
+        anomalies=example_validator.outputs["anomalies"],
+        options=config.validation.check_options(),
+        baseline_statistics=config.validation.baseline_statistics or baseline_statistics or "",
+        baseline_span=None if config.validation.baseline_statistics else baseline_span,
+    ).with_id(DATA_CHECKS)
+    report = ValidationReportGen(
+        **data_inputs,
+        checks=checks.outputs["checks"],
+        pipeline_name=config.pipeline_name,
+        thumbnails_per_class=config.validation.thumbnails_per_class,
+    ).with_id(VALIDATION_REPORT)
+    gate = DataGate(checks=checks.outputs["checks"], report=report.outputs["report"]).with_id(DATA_GATE)
+    components = [example_gen, statistics_gen, schema_gen, example_validator, checks, report, gate]
     if serving_dir:
         edge_dir = os.path.join(os.path.dirname(serving_dir.rstrip("/")), "edge")
-        components += model_components(config, example_gen, schema_gen, serving_dir, edge_dir)
+        components += model_components(config, example_gen, schema_gen, gate, serving_dir, edge_dir)
     return components
 
 
@@ -201,13 +236,16 @@ def create_pipeline(
     metadata_path: str | None = None,
     input_fingerprint: str | None = None,
     serving_dir: str | None = None,
+    baseline_statistics: str | None = None,
+    baseline_span: int | None = None,
 ) -> tfx.dsl.Pipeline:
     """Builds the cvpipe pipeline from a validated config.
 
     ``metadata_path`` selects a local SQLite ML Metadata store (None lets the orchestrator, e.g.
     Kubeflow, provide its own). ``serving_dir`` adds the model half (tuning, training,
     evaluation, push to ``serving_dir/<model_name>/<version>``); without it the pipeline stops
-    after data validation.
+    after data validation. ``baseline_statistics`` (a previous span's statistics artifact URI)
+    turns on the drift comparison.
     """
     metadata = (
         tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path) if metadata_path else None
@@ -215,7 +253,13 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,
-        components=create_components(config, input_fingerprint=input_fingerprint, serving_dir=serving_dir),
+        components=create_components(
+            config,
+            input_fingerprint=input_fingerprint,
+            serving_dir=serving_dir,
+            baseline_statistics=baseline_statistics,
+            baseline_span=baseline_span,
+        ),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata,
         beam_pipeline_args=list(config.beam.args),

@@ -21,13 +21,15 @@ from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from components.image_example_gen import discovery as discovery_lib
 from components.image_example_gen.ingest import ingest
+from components.data_checks.executor import DataGateError
 from pipelines.config import Config
-from pipelines.pipeline import create_pipeline
+from pipelines.pipeline import STATISTICS_GEN, create_pipeline
 
 Printer = Callable[[str], None]
 METADATA_FILE = "metadata.sqlite"
 PIPELINE_ROOT = "pipeline_root"
 SERVING_DIR = "serving"
+GATE_MARKER = "cvpipe data gate:"
 
 
 def resolve_input(config: Config) -> tuple[discovery_lib.Discovery, int]:
@@ -97,12 +99,19 @@ def run_pipeline(config: Config, output_dir: str, echo: Printer = print, *, trai
     found, span = resolve_input(config)
     echo(f"Input: {len(found.candidates)} files under {found.root} (span {span})")
     metadata_path = os.path.join(output_dir, METADATA_FILE)
+    baseline, baseline_span = previous_span_statistics(metadata_path, config.pipeline_name, span)
+    if config.validation.baseline_statistics:
+        echo(f"Drift baseline: {config.validation.baseline_statistics} (from the config)")
+    elif baseline:
+        echo(f"Drift baseline: span {baseline_span} statistics ({baseline})")
     pipeline = create_pipeline(
         config,
         pipeline_root=os.path.join(output_dir, PIPELINE_ROOT),
         metadata_path=metadata_path,
         input_fingerprint=discovery_lib.fingerprint(found),
         serving_dir=os.path.join(output_dir, SERVING_DIR) if train else None,
+        baseline_statistics=baseline,
+        baseline_span=baseline_span,
     )
     handler = _NodeProgress(echo)
     absl_logger = logging.getLogger("absl")
@@ -113,12 +122,40 @@ def run_pipeline(config: Config, output_dir: str, echo: Printer = print, *, trai
     started = time.time()
     try:
         BeamDagRunner().run(pipeline)
+    except Exception as e:  # The gate's message is the useful part of whatever Beam wraps it in.
+        message = str(e)
+        if GATE_MARKER in message:
+            raise DataGateError(message[message.index(GATE_MARKER) :].split("\n\n")[0]) from None
+        raise
     finally:
         absl_logger.removeHandler(handler)
         absl_logger.level, absl_logger.propagate = previous
     seconds = time.time() - started
     nodes, outputs = latest_outputs(metadata_path, config.pipeline_name)
     return RunResult(output_dir, metadata_path, seconds, nodes, outputs)
+
+
+def previous_span_statistics(metadata_path: str, pipeline_name: str, span: int):
+    """(URI, span) of the newest statistics of the latest span before ``span``, or (None, None)."""
+    if not os.path.exists(metadata_path):
+        return None, None
+    store = mlmd.MetadataStore(tfx_metadata.sqlite_metadata_connection_config(metadata_path))
+    context = store.get_context_by_type_and_name("node", f"{pipeline_name}.{STATISTICS_GEN}")
+    if context is None:
+        return None, None
+    stats_type = store.get_artifact_type("ExampleStatistics").id
+    candidates = [
+        a
+        for a in store.get_artifacts_by_context(context.id)
+        if a.type_id == stats_type
+        and a.state == metadata_store_pb2.Artifact.LIVE
+        and "span" in a.properties
+        and a.properties["span"].int_value < span
+    ]
+    if not candidates:
+        return None, None
+    best = max(candidates, key=lambda a: (a.properties["span"].int_value, a.id))
+    return best.uri, best.properties["span"].int_value
 
 
 def latest_outputs(metadata_path: str, pipeline_name: str):

@@ -26,6 +26,7 @@ from components.image_example_gen import spec
 SPAN_TOKEN = "{SPAN}"
 PATH_COLUMN = "path"
 LABEL_COLUMN = "label"
+SPLIT_COLUMN = "split"  # Optional manifest column: a predefined split instead of the content hash.
 _EXTRA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED = set(spec.BUILTIN_FEATURES) | {
     spec.STATUS,
@@ -47,6 +48,7 @@ class Candidate:
     extras: tuple[tuple[str, Any], ...] = ()
     reason: str | None = None  # Set when the candidate is rejected before it is read.
     detail: str = ""
+    split: str | None = None  # From a manifest's split column; None = assigned by content hash.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,7 +141,7 @@ def _from_manifest(root: str, manifest: str) -> tuple[list[Candidate], dict[str,
     extra_names = []
     for row in rows:
         for key in row[1]:
-            if key not in (PATH_COLUMN, LABEL_COLUMN) and key not in extra_names:
+            if key not in (PATH_COLUMN, LABEL_COLUMN, SPLIT_COLUMN) and key not in extra_names:
                 extra_names.append(key)
     for name in extra_names:
         if not _EXTRA_NAME.match(name):
@@ -159,6 +161,8 @@ def _from_manifest(root: str, manifest: str) -> tuple[list[Candidate], dict[str,
         raw_path = row.get(PATH_COLUMN)
         label = row.get(LABEL_COLUMN)
         label = str(label).strip() if label not in (None, "") else None
+        split = row.get(SPLIT_COLUMN)
+        split = str(split).strip() if split not in (None, "") else None
         extras = tuple(
             (name, _convert(row.get(name), extra_types[name]))
             for name in extra_names
@@ -167,13 +171,13 @@ def _from_manifest(root: str, manifest: str) -> tuple[list[Candidate], dict[str,
         path = str(raw_path).strip() if raw_path is not None else ""
         if not path:
             candidates.append(
-                Candidate(f"manifest:{line}", label, extras, spec.BAD_MANIFEST_ROW, "row has no path")
+                Candidate(f"manifest:{line}", label, extras, spec.BAD_MANIFEST_ROW, "row has no path", split)
             )
             continue
         reason, detail = _check_path(root, real_root, path)
         if reason is None and label is None:
             reason, detail = spec.MISSING_LABEL, "manifest row has no label"
-        candidates.append(Candidate(path, label, extras, reason, detail))
+        candidates.append(Candidate(path, label, extras, reason, detail, split))
     return candidates, extra_types
 
 
@@ -277,5 +281,5 @@ def fingerprint(discovery: Discovery) -> str:
             digest.update(f"{candidate.path}|{candidate.label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
         except OSError:
             digest.update(f"{candidate.path}|{candidate.label}|missing\n".encode())
-        digest.update(repr(candidate.extras).encode())
+        digest.update(repr((candidate.extras, candidate.split)).encode())
     return digest.hexdigest()

@@ -150,34 +150,45 @@ class _HashFile(_IngestDoFn):
 
 
 class _PickFirst(beam.DoFn):
-    """Keeps the lexicographically first path of each content hash; the rest are duplicates."""
+    """Keeps the lexicographically first path of each content hash in each split; the rest are duplicates.
 
-    def __init__(self, schema, span: int):
+    A split is the manifest's, when it names one, or else the content hash's. Copies of one image
+    that a manifest puts in two splits are both kept: that is leakage, which the data checks report
+    rather than this step hiding it.
+    """
+
+    def __init__(self, schema, span: int, splits):
         self._schema = schema
         self._span = span
+        self._splits = splits
 
     def process(self, element):
         sha, entries = element
-        entries = sorted(entries, key=lambda e: e[0].path)
-        first, byte_size = entries[0]
-        yield sha, first, byte_size
-        for candidate, size in entries[1:]:
-            yield beam.pvalue.TaggedOutput(
-                _CATALOG,
-                catalog_row(
-                    self._schema,
-                    path=candidate.path,
-                    status=spec.DUPLICATE,
-                    reason=spec.DUPLICATE,
-                    detail=f"same content as {first.path}",
-                    span=self._span,
-                    label=candidate.label,
-                    sha256=sha,
-                    byte_size=size,
-                    duplicate_of=first.path,
-                    **dict(candidate.extras),
-                ),
-            )
+        by_split: dict[str, list] = {}
+        for candidate, size in entries:
+            split = candidate.split or assign_split(sha, self._splits)
+            by_split.setdefault(split, []).append((candidate, size))
+        for split, group in sorted(by_split.items()):
+            group = sorted(group, key=lambda e: e[0].path)
+            first, byte_size = group[0]
+            yield sha, first, byte_size, split
+            for candidate, size in group[1:]:
+                yield beam.pvalue.TaggedOutput(
+                    _CATALOG,
+                    catalog_row(
+                        self._schema,
+                        path=candidate.path,
+                        status=spec.DUPLICATE,
+                        reason=spec.DUPLICATE,
+                        detail=f"same content as {first.path}",
+                        span=self._span,
+                        label=candidate.label,
+                        sha256=sha,
+                        byte_size=size,
+                        duplicate_of=first.path,
+                        **dict(candidate.extras),
+                    ),
+                )
 
 
 class _InspectAndEncode(_IngestDoFn):
@@ -189,7 +200,7 @@ class _InspectAndEncode(_IngestDoFn):
         self._index = {label: i for i, label in enumerate(vocabulary)}
 
     def process(self, element):
-        sha, candidate, byte_size = element
+        sha, candidate, byte_size, split = element
         data, error = self._read(candidate)
         if data is None:
             yield self._quarantine(candidate, spec.UNREADABLE_FILE, error)
@@ -209,7 +220,6 @@ class _InspectAndEncode(_IngestDoFn):
                 candidate, rejected.reason, rejected.detail, sha256=sha, byte_size=byte_size
             )
             return
-        split = assign_split(sha, self._options.splits)
         label_index = self._index[candidate.label]
         example = encode_example(
             image,
@@ -274,8 +284,17 @@ def write_ingestion(
     Writes ``examples_dir/Split-<name>/data_tfrecord-*.gz`` and ``catalog_dir/catalog.parquet``.
     """
     schema = catalog_schema(discovery.extra_columns)
-    early = [c for c in discovery.candidates if c.reason is not None]
-    readable = [c for c in discovery.candidates if c.reason is None]
+    names = options.split_names
+    early = [
+        c
+        if c.reason is not None or c.split is None or c.split in names
+        else dataclasses.replace(
+            c, reason=spec.UNKNOWN_SPLIT, detail=f"split {c.split!r} is not one of {', '.join(names)}"
+        )
+        for c in discovery.candidates
+    ]
+    readable = [c for c in early if c.reason is None]
+    early = [c for c in early if c.reason is not None]
 
     early_rows = (
         pipeline
@@ -294,7 +313,7 @@ def write_ingestion(
     picked = (
         hashed.hashed
         | "GroupByContent" >> beam.GroupByKey()
-        | "PickFirst" >> beam.ParDo(_PickFirst(schema, span)).with_outputs(_CATALOG, main="kept")
+        | "PickFirst" >> beam.ParDo(_PickFirst(schema, span, options.splits)).with_outputs(_CATALOG, main="kept")
     )
     encoded = (
         picked.kept

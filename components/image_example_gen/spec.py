@@ -90,5 +90,6 @@ SYMLINK_ESCAPES_ROOT = "symlink_escapes_root"
 MISSING_LABEL = "missing_label"
 BAD_MANIFEST_ROW = "bad_manifest_row"
 FILE_CHANGED = "file_changed_during_ingestion"
+UNKNOWN_SPLIT = "unknown_split"
 
 DEFAULT_SPLITS = (("train", 80), ("eval", 10), ("test", 10))

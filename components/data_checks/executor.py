@@ -1,0 +1,104 @@
+"""Executors of DataChecks and DataGate."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+from absl import logging
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+
+from components.data_checks import checks as checks_lib
+from components.data_checks import readers
+
+from components.validation_report.executor import CHECKS_FILE, REPORT_FILE
+
+
+class DataGateError(RuntimeError):
+    """The data failed validation and the gate is set to stop the run before training."""
+
+
+def run_checks(
+    *,
+    catalog_uri: str,
+    statistics_uri: str,
+    schema_uri: str,
+    anomalies_uri: str,
+    options: checks_lib.CheckOptions,
+    span: int | None = None,
+    baseline_statistics: str = "",
+    baseline_span: int | None = None,
+) -> dict:
+    """Every check of one run; the dict written as checks.json."""
+    summary = readers.read_summary(catalog_uri)
+    found = checks_lib.catalog_checks(readers.read_catalog(catalog_uri), options, summary.get("labels", ()))
+    found += checks_lib.tfdv_anomalies(readers.read_schema_diffs(anomalies_uri))
+    drift = {"baseline_statistics": baseline_statistics or None, "baseline_span": baseline_span, "features": []}
+    if baseline_statistics:
+        current = readers.read_statistics(statistics_uri, options.drift_split)
+        baseline = readers.read_statistics(baseline_statistics, options.drift_split)
+        if current is None or baseline is None:
+            drift["note"] = f"no {options.drift_split} statistics in one of the spans; drift not compared"
+        else:
+            rows, drifted = checks_lib.compare_spans(current, baseline, readers.read_schema(schema_uri), options)
+            drift["features"] = rows
+            found += drifted
+    else:
+        drift["note"] = "no previous span: drift not compared"
+    return {
+        "span": span,
+        "options": options.to_dict(),
+        "summary": summary,
+        "anomalies": [a.__dict__ | {"title": a.title} for a in found],
+        "drift": drift,
+        **checks_lib.decide(found, options.gate),
+    }
+
+
+class ChecksExecutor(base_executor.BaseExecutor):
+    def Do(self, input_dict, output_dict, exec_properties):
+        examples = artifact_utils.get_single_instance(input_dict["examples"])
+        out = artifact_utils.get_single_instance(output_dict["checks"])
+        options = checks_lib.CheckOptions.from_dict(json.loads(exec_properties["options"]))
+        result = run_checks(
+            catalog_uri=artifact_utils.get_single_uri(input_dict["catalog"]),
+            statistics_uri=artifact_utils.get_single_uri(input_dict["statistics"]),
+            schema_uri=artifact_utils.get_single_uri(input_dict["schema"]),
+            anomalies_uri=artifact_utils.get_single_uri(input_dict["anomalies"]),
+            options=options,
+            span=examples.span,
+            baseline_statistics=exec_properties.get("baseline_statistics") or "",
+            baseline_span=exec_properties.get("baseline_span"),
+        )
+        with tf.io.gfile.GFile(os.path.join(out.uri, CHECKS_FILE), "w") as f:
+            json.dump(result, f, indent=2, sort_keys=True)
+        out.set_string_custom_property("verdict", result["verdict"])
+        out.set_int_custom_property("blocks_training", int(result["blocks_training"]))
+        logging.info("DataChecks: %s (%s)", result["verdict"], result["reason"])
+
+
+def gate_message(result: dict, report_path: str | None) -> str:
+    blocking = [a for a in result["anomalies"] if a["severity"] == checks_lib.ERROR]
+    lines = [f"cvpipe data gate: the data failed validation, so training did not start ({result['reason']})."]
+    lines += [f"  - {a['title']}: {a['description']}" for a in blocking]
+    if report_path:
+        lines.append(f"Report: {report_path}")
+    lines.append("Fix the data, or set validation.gate: warn to train anyway.")
+    return "\n".join(lines)
+
+
+class GateExecutor(base_executor.BaseExecutor):
+    def Do(self, input_dict, output_dict, exec_properties):
+        checks_uri = artifact_utils.get_single_uri(input_dict["checks"])
+        report_uri = artifact_utils.get_single_uri(input_dict["report"])
+        out = artifact_utils.get_single_instance(output_dict["gate"])
+        with tf.io.gfile.GFile(os.path.join(checks_uri, CHECKS_FILE)) as f:
+            result = json.load(f)
+        if result["blocks_training"]:
+            raise DataGateError(gate_message(result, os.path.join(report_uri, REPORT_FILE)))
+        if result["verdict"] == "fail":
+            logging.warning("DataGate: warn-only, training continues: %s", result["reason"])
+        out.set_int_custom_property("blessed", 1)
+        out.set_string_custom_property("verdict", result["verdict"])

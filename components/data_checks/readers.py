@@ -1,0 +1,76 @@
+"""Reading the data half's artifacts back (local paths or any filesystem tf.io.gfile knows)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
+
+from components.image_example_gen import spec
+
+CATALOG_COLUMNS = [
+    spec.PATH, spec.STATUS, spec.REASON, spec.DETAIL, spec.SPLIT, spec.LABEL, spec.SHA256,
+    spec.WIDTH, spec.HEIGHT, spec.FORMAT, spec.ORIGINAL_FORMAT, spec.DUPLICATE_OF,
+]  # fmt: skip
+
+
+def read_catalog(uri: str, columns: list[str] | None = None) -> list[dict[str, Any]]:
+    with tf.io.gfile.GFile(os.path.join(uri, spec.CATALOG_FILE), "rb") as f:
+        data = f.read()
+    return pq.read_table(pa.BufferReader(data), columns=columns or CATALOG_COLUMNS).to_pylist()
+
+
+def read_summary(uri: str) -> dict[str, Any]:
+    with tf.io.gfile.GFile(os.path.join(uri, spec.SUMMARY_FILE)) as f:
+        return json.load(f)
+
+
+def split_names(uri: str) -> list[str]:
+    """The Split-* directories of an artifact, in name order."""
+    return sorted(
+        entry.rstrip("/")[len("Split-") :]
+        for entry in tf.io.gfile.listdir(uri)
+        if entry.startswith("Split-")
+    )
+
+
+def read_statistics(uri: str, split: str) -> statistics_pb2.DatasetFeatureStatisticsList | None:
+    path = os.path.join(uri, f"Split-{split}", "FeatureStats.pb")
+    if not tf.io.gfile.exists(path):
+        return None
+    stats = statistics_pb2.DatasetFeatureStatisticsList()
+    with tf.io.gfile.GFile(path, "rb") as f:
+        stats.ParseFromString(f.read())
+    return stats
+
+
+def read_schema(uri: str) -> schema_pb2.Schema:
+    """The schema of a Schema artifact (ImportSchemaGen or SchemaGen), or a .pbtxt file."""
+    path = uri if uri.endswith(".pbtxt") else os.path.join(uri, "schema.pbtxt")
+    with tf.io.gfile.GFile(path) as f:
+        return text_format.Parse(f.read(), schema_pb2.Schema())
+
+
+def schema_text(uri: str) -> str:
+    path = uri if uri.endswith(".pbtxt") else os.path.join(uri, "schema.pbtxt")
+    with tf.io.gfile.GFile(path) as f:
+        return f.read()
+
+
+def read_schema_diffs(uri: str) -> dict[str, anomalies_pb2.Anomalies]:
+    """Split -> Anomalies of an ExampleValidator artifact."""
+    found = {}
+    for split in split_names(uri):
+        path = os.path.join(uri, f"Split-{split}", "SchemaDiff.pb")
+        if tf.io.gfile.exists(path):
+            anomalies = anomalies_pb2.Anomalies()
+            with tf.io.gfile.GFile(path, "rb") as f:
+                anomalies.ParseFromString(f.read())
+            found[split] = anomalies
+    return found

@@ -1,0 +1,1 @@
+"""ValidationReport: one self-contained HTML file a reviewer can open anywhere."""
