@@ -13,7 +13,7 @@ demo: setup
 	.venv/bin/cvpipe run --images $(DEMO)/images --output $(DEMO)/run
 
 test:
-	@.ci/bootstrap
+	@CVPIPE_BROWSER=1 .ci/bootstrap
 	.venv/bin/ruff check components pipelines tests bench
 	.venv/bin/python -m pytest tests
 

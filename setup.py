@@ -21,6 +21,6 @@ setup(
         "pyyaml",
         "scikit-learn",
     ],
-    extras_require={"test": ["pytest", "ruff"]},
+    extras_require={"test": ["pytest", "ruff", "playwright"]},
     entry_points={"console_scripts": ["cvpipe=pipelines.cli:main"]},
 )

@@ -48,12 +48,17 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from pipelines.pipeline import EXAMPLE_GEN, EXAMPLE_VALIDATOR
+    from components.data_checks.executor import DataGateError
+    from pipelines.pipeline import EXAMPLE_GEN
     from pipelines.runner import run_pipeline
 
     config = _config(args, images=args.images, manifest=args.manifest, span=args.span)
     print(f"Running pipeline {config.pipeline_name!r} with the Beam DAG runner")
-    result = run_pipeline(config, args.output, train=not args.validate_only)
+    try:
+        result = run_pipeline(config, args.output, train=not args.validate_only)
+    except DataGateError as e:
+        print(str(e), file=sys.stderr)
+        return 3
     print(f"Pipeline finished in {result.seconds:.1f}s")
     for node, state in result.nodes.items():
         print(f"  {node}: {state}")
@@ -69,19 +74,35 @@ def cmd_run(args) -> int:
     for key, uris in result.outputs.get(EXAMPLE_GEN, {}).items():
         if key == "examples":
             print(f"Examples:  {uris[0]}")
-    anomalies = result.outputs.get(EXAMPLE_VALIDATOR, {}).get("anomalies", [None])[0]
-    if anomalies:
-        from pipelines.validation import read_anomalies
-
-        found = read_anomalies(anomalies)
-        print(f"Anomalies: {anomalies}")
-        if not any(found.values()):
-            print("  none")
-        for split, items in found.items():
-            for feature, description in items:
-                print(f"  [{split}] {feature}: {description}")
+    _print_validation(result)
     _print_model_outputs(result)
     print(f"Metadata:  {result.metadata_path}")
+    return 0
+
+
+def _print_validation(result) -> None:
+    from components.validation_report.executor import CHECKS_FILE, REPORT_FILE
+    from pipelines.pipeline import DATA_CHECKS, VALIDATION_REPORT
+
+    checks_uri = result.outputs.get(DATA_CHECKS, {}).get("checks", [None])[0]
+    if not checks_uri:
+        return
+    with open(os.path.join(checks_uri, CHECKS_FILE)) as f:
+        checks = json.load(f)
+    gate = " (warn-only: training went ahead)" if checks["verdict"] == "fail" else ""
+    print(f"Data validation: {checks['verdict'].upper()}{gate}: {checks['reason']}")
+    for anomaly in checks["anomalies"]:
+        print(f"  {anomaly['severity']:7} {anomaly['title']}: {anomaly['description']}")
+    report = result.outputs.get(VALIDATION_REPORT, {}).get("report", [None])[0]
+    if report:
+        print(f"Report:    {os.path.join(report, REPORT_FILE)}")
+
+
+def cmd_report(args) -> int:
+    from pipelines.runner import write_report
+
+    path = write_report(args.run_dir, args.out)
+    print(f"Report: {os.path.abspath(path)}")
     return 0
 
 
@@ -165,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             p.add_argument("--validate-only", action="store_true", help="stop after data validation")
         p.set_defaults(func=func)
+    p = sub.add_parser("report", help="render the data-validation report of an existing run")
+    p.add_argument("run_dir", help="the --output directory of a `cvpipe run`")
+    p.add_argument("--out", help="HTML file to write (default RUN_DIR/validation_report.html)")
+    p.set_defaults(func=cmd_report)
     p = sub.add_parser("predict", help="classify image files with a SavedModel, serving dir or .tflite")
     p.add_argument("model", help="SavedModel dir, OUTPUT/serving/<model_name> (highest version), or .tflite")
     p.add_argument("images", nargs="+")
@@ -177,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.WARNING)
     from pipelines.config import ConfigError
 
     try:

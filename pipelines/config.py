@@ -118,7 +118,9 @@ class ValidationConfig:
                 raise ConfigError(f"{where}.drift_features.{name}: linf or js, got {kind!r}")
         for name, severity in self.severities.items():
             if name not in checks.CHECKS:
-                raise ConfigError(f"{where}.severities.{name}: unknown check (known: {', '.join(checks.CHECKS)})")
+                raise ConfigError(
+                    f"{where}.severities.{name}: unknown check (known: {', '.join(checks.CHECKS)})"
+                )
             if severity not in checks.SEVERITIES:
                 raise ConfigError(f"{where}.severities.{name}: error or warning, got {severity!r}")
         if self.thumbnails_per_class < 0:
@@ -284,7 +286,12 @@ def load_config(path: str | None = None, overrides: dict[str, Any] | None = None
     return build(Config, data, "")
 
 
-_REPLACED = {"splits", "search_space", "hyperparameters", "drift_features"}  # Mappings an override replaces whole.
+_REPLACED = {
+    "splits",
+    "search_space",
+    "hyperparameters",
+    "drift_features",
+}  # Mappings an override replaces whole.
 
 
 def merge(base: dict, override: dict) -> dict:

@@ -19,9 +19,9 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
+from components.data_checks.executor import DataGateError
 from components.image_example_gen import discovery as discovery_lib
 from components.image_example_gen.ingest import ingest
-from components.data_checks.executor import DataGateError
 from pipelines.config import Config
 from pipelines.pipeline import STATISTICS_GEN, create_pipeline
 
@@ -83,6 +83,11 @@ class _NodeProgress(logging.Handler):
             self._echo(f"  < {node} finished in {seconds:.1f}s")
 
 
+def _hide_gate_traceback(record: logging.LogRecord) -> bool:
+    """The gate's failure is reported once, as a message, not as Beam's traceback of it."""
+    return GATE_MARKER not in record.getMessage()
+
+
 @dataclasses.dataclass
 class RunResult:
     output_dir: str
@@ -119,15 +124,19 @@ def run_pipeline(config: Config, output_dir: str, echo: Printer = print, *, trai
     absl_logger.addHandler(handler)
     absl_logger.setLevel(logging.INFO)
     absl_logger.propagate = False  # TFX's INFO chatter stays out of the terminal.
+    beam_logger = logging.getLogger("apache_beam.runners.common")
+    beam_logger.addFilter(_hide_gate_traceback)
     started = time.time()
     try:
         BeamDagRunner().run(pipeline)
     except Exception as e:  # The gate's message is the useful part of whatever Beam wraps it in.
         message = str(e)
         if GATE_MARKER in message:
-            raise DataGateError(message[message.index(GATE_MARKER) :].split("\n\n")[0]) from None
+            gate = message[message.index(GATE_MARKER) :].split(" [while running")[0]
+            raise DataGateError(gate) from None
         raise
     finally:
+        beam_logger.removeFilter(_hide_gate_traceback)
         absl_logger.removeHandler(handler)
         absl_logger.level, absl_logger.propagate = previous
     seconds = time.time() - started
@@ -196,3 +205,33 @@ def pushed_destination(metadata_path: str, pushed_uri: str) -> str | None:
         if "pushed" in props and props["pushed"].int_value == 1:
             return props["pushed_destination"].string_value
     return None
+
+
+def write_report(run_dir: str, out_path: str | None = None) -> str:
+    """Renders the data-validation report of the latest run in ``run_dir`` (its ML Metadata)."""
+    from components.validation_report.executor import build_report
+    from pipelines.pipeline import DATA_CHECKS, EXAMPLE_GEN, SCHEMA_GEN
+
+    metadata_path = os.path.join(run_dir, METADATA_FILE)
+    if not os.path.exists(metadata_path):
+        raise FileNotFoundError(f"{run_dir} has no {METADATA_FILE}: not the output directory of `cvpipe run`")
+    store = mlmd.MetadataStore(tfx_metadata.sqlite_metadata_connection_config(metadata_path))
+    names = sorted(c.name for c in store.get_contexts_by_type("pipeline"))
+    if not names:
+        raise FileNotFoundError(f"{metadata_path} records no pipeline run")
+    _, outputs = latest_outputs(metadata_path, names[0])
+    try:
+        uris = dict(
+            examples_uri=outputs[EXAMPLE_GEN]["examples"][0],
+            catalog_uri=outputs[EXAMPLE_GEN]["catalog"][0],
+            statistics_uri=outputs[STATISTICS_GEN]["statistics"][0],
+            schema_uri=outputs[SCHEMA_GEN]["schema"][0],
+            checks_uri=outputs[DATA_CHECKS]["checks"][0],
+        )
+    except KeyError as e:
+        raise FileNotFoundError(
+            f"{run_dir}: no completed {e.args[0]} output; run `cvpipe run` first"
+        ) from None
+    return build_report(
+        **uris, out_path=out_path or os.path.join(run_dir, "validation_report.html"), pipeline_name=names[0]
+    )

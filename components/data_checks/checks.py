@@ -99,7 +99,9 @@ class Anomaly:
         return f"{self.check}{f' [{where}]' if where else ''}"
 
 
-def catalog_checks(rows: Iterable[dict[str, Any]], options: CheckOptions, labels: Iterable[str] = ()) -> list[Anomaly]:
+def catalog_checks(
+    rows: Iterable[dict[str, Any]], options: CheckOptions, labels: Iterable[str] = ()
+) -> list[Anomaly]:
     """Quarantine rate, class counts and balance, leakage across splits, labels missing from train.
 
     ``rows`` are catalog rows (status, reason, split, label, sha256, path); ``labels`` the
@@ -156,7 +158,9 @@ def catalog_checks(rows: Iterable[dict[str, Any]], options: CheckOptions, labels
                 )
             )
 
-    train_hashes: dict[str, str] = {r[spec.SHA256]: r[spec.PATH] for r in ingested if r[spec.SPLIT] == "train"}
+    train_hashes: dict[str, str] = {
+        r[spec.SHA256]: r[spec.PATH] for r in ingested if r[spec.SPLIT] == "train"
+    }
     for split in sorted(s for s in by_split if s != "train"):
         leaked = sorted(
             (r[spec.PATH], train_hashes[r[spec.SHA256]])

@@ -85,5 +85,7 @@ class DataGate(base_component.BaseComponent):
 
     def __init__(self, checks, report):
         super().__init__(
-            DataGateSpec(checks=checks, report=report, gate=types.Channel(type=standard_artifacts.InfraBlessing))
+            DataGateSpec(
+                checks=checks, report=report, gate=types.Channel(type=standard_artifacts.InfraBlessing)
+            )
         )

@@ -12,7 +12,6 @@ from tfx.types import artifact_utils
 
 from components.data_checks import checks as checks_lib
 from components.data_checks import readers
-
 from components.validation_report.executor import CHECKS_FILE, REPORT_FILE
 
 
@@ -35,14 +34,20 @@ def run_checks(
     summary = readers.read_summary(catalog_uri)
     found = checks_lib.catalog_checks(readers.read_catalog(catalog_uri), options, summary.get("labels", ()))
     found += checks_lib.tfdv_anomalies(readers.read_schema_diffs(anomalies_uri))
-    drift = {"baseline_statistics": baseline_statistics or None, "baseline_span": baseline_span, "features": []}
+    drift = {
+        "baseline_statistics": baseline_statistics or None,
+        "baseline_span": baseline_span,
+        "features": [],
+    }
     if baseline_statistics:
         current = readers.read_statistics(statistics_uri, options.drift_split)
         baseline = readers.read_statistics(baseline_statistics, options.drift_split)
         if current is None or baseline is None:
             drift["note"] = f"no {options.drift_split} statistics in one of the spans; drift not compared"
         else:
-            rows, drifted = checks_lib.compare_spans(current, baseline, readers.read_schema(schema_uri), options)
+            rows, drifted = checks_lib.compare_spans(
+                current, baseline, readers.read_schema(schema_uri), options
+            )
             drift["features"] = rows
             found += drifted
     else:

@@ -34,9 +34,7 @@ def read_summary(uri: str) -> dict[str, Any]:
 def split_names(uri: str) -> list[str]:
     """The Split-* directories of an artifact, in name order."""
     return sorted(
-        entry.rstrip("/")[len("Split-") :]
-        for entry in tf.io.gfile.listdir(uri)
-        if entry.startswith("Split-")
+        entry.rstrip("/")[len("Split-") :] for entry in tf.io.gfile.listdir(uri) if entry.startswith("Split-")
     )
 
 

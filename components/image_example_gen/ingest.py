@@ -313,7 +313,8 @@ def write_ingestion(
     picked = (
         hashed.hashed
         | "GroupByContent" >> beam.GroupByKey()
-        | "PickFirst" >> beam.ParDo(_PickFirst(schema, span, options.splits)).with_outputs(_CATALOG, main="kept")
+        | "PickFirst"
+        >> beam.ParDo(_PickFirst(schema, span, options.splits)).with_outputs(_CATALOG, main="kept")
     )
     encoded = (
         picked.kept

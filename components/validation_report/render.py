@@ -126,16 +126,17 @@ def _histogram_svg(buckets: list[tuple[float, float, float]], width: int = 180, 
     top = max(count for _, _, count in buckets) or 1.0
     step = width / len(buckets)
     bars = "".join(
-        f'<rect x="{i * step + 0.5:.1f}" y="{height - count / top * height:.1f}" width="{max(step - 1, 1):.1f}" '
-        f'height="{count / top * height:.1f}" fill="#4a78b5"><title>{_fmt(low)} to {_fmt(high)}: '
-        f"{_fmt(count)}</title></rect>"
+        f'<rect x="{i * step + 0.5:.1f}" y="{height - count / top * height:.1f}" '
+        f'width="{max(step - 1, 1):.1f}" height="{count / top * height:.1f}" fill="#4a78b5">'
+        f"<title>{_fmt(low)} to {_fmt(high)}: {_fmt(count)}</title></rect>"
         for i, (low, high, count) in enumerate(buckets)
     )
     return (
         f'<svg class="hist" width="{width}" height="{height + 12}" role="img" aria-label="histogram">'
         f'<rect width="{width}" height="{height}" fill="#f4f6f9"/>{bars}'
         f'<text x="0" y="{height + 10}" font-size="9">{_e(_fmt(buckets[0][0]))}</text>'
-        f'<text x="{width}" y="{height + 10}" font-size="9" text-anchor="end">{_e(_fmt(buckets[-1][1]))}</text>'
+        f'<text x="{width}" y="{height + 10}" font-size="9" text-anchor="end">'
+        f"{_e(_fmt(buckets[-1][1]))}</text>"
         "</svg>"
     )
 
@@ -182,9 +183,13 @@ def _feature_rows(dataset: statistics_pb2.DatasetFeatureStatistics) -> list[list
             continue
         custom = [c for c in feature.custom_stats if c.HasField("num") or c.HasField("str")]
         if custom:
-            detail += "<div class='custom'>" + "<br>".join(
-                f"{_e(c.name)}: {_e(_fmt(c.num) if c.HasField('num') else c.str)}" for c in custom
-            ) + "</div>"
+            detail += (
+                "<div class='custom'>"
+                + "<br>".join(
+                    f"{_e(c.name)}: {_e(_fmt(c.num) if c.HasField('num') else c.str)}" for c in custom
+                )
+                + "</div>"
+            )
         for c in feature.custom_stats:
             if c.HasField("rank_histogram"):
                 values = ", ".join(
@@ -198,7 +203,9 @@ def _feature_rows(dataset: statistics_pb2.DatasetFeatureStatistics) -> list[list
                 f"<code>{_e(name)}</code>",
                 _e(kind),
                 _fmt(common.num_non_missing),
-                f"<span{missing_cls}>{_fmt(missing)} ({missing / total:.0%})</span>" if total else _fmt(missing),
+                f"<span{missing_cls}>{_fmt(missing)} ({missing / total:.0%})</span>"
+                if total
+                else _fmt(missing),
                 summary,
                 detail,
             ]
@@ -261,7 +268,12 @@ def _accounting(inputs: ReportInputs) -> str:
         body += f"<h3>Quarantined files ({_fmt(len(quarantined))})</h3>" + _table(
             ["path", "reason", "detail", "label"],
             (
-                [f"<code>{_e(r[spec.PATH])}</code>", _e(r[spec.REASON]), _e(r[spec.DETAIL]), _e(r[spec.LABEL])]
+                [
+                    f"<code>{_e(r[spec.PATH])}</code>",
+                    _e(r[spec.REASON]),
+                    _e(r[spec.DETAIL]),
+                    _e(r[spec.LABEL]),
+                ]
                 for r in shown
             ),
         )
@@ -279,13 +291,16 @@ def _accounting(inputs: ReportInputs) -> str:
             ),
         )
         if len(duplicates) > MAX_DUPLICATE_ROWS:
-            body += f"<p class='note'>{_fmt(len(duplicates) - MAX_DUPLICATE_ROWS)} more in catalog.parquet.</p>"
+            body += (
+                f"<p class='note'>{_fmt(len(duplicates) - MAX_DUPLICATE_ROWS)} more in catalog.parquet.</p>"
+            )
     return _section("accounting", "Ingestion accounting", body)
 
 
 def _anomalies(inputs: ReportInputs) -> str:
     anomalies = sorted(
-        inputs.checks.get("anomalies", []), key=lambda a: (a["severity"] != "error", a["check"], a.get("split") or "")
+        inputs.checks.get("anomalies", []),
+        key=lambda a: (a["severity"] != "error", a["check"], a.get("split") or ""),
     )
     if not anomalies:
         return _section("anomalies", "Anomalies", "<p>No anomalies: every check passed.</p>")
@@ -311,7 +326,9 @@ def _drift(inputs: ReportInputs) -> str:
     drift = inputs.checks.get("drift", {})
     rows = drift.get("features", [])
     if not rows:
-        return _section("drift", "Drift against the previous span", f"<p>{_e(drift.get('note', 'not compared'))}</p>")
+        return _section(
+            "drift", "Drift against the previous span", f"<p>{_e(drift.get('note', 'not compared'))}</p>"
+        )
     body = (
         f"<p>Split <code>{_e(inputs.checks.get('options', {}).get('drift_split', 'train'))}</code> of span "
         f"{_e(inputs.checks.get('span'))} against span {_e(drift.get('baseline_span'))} "
@@ -402,7 +419,9 @@ def _features(inputs: ReportInputs) -> str:
             continue
         dataset = stats.datasets[0]
         table = _table(
-            ["feature", "type", "present", "missing", "summary", "distribution"], _feature_rows(dataset), "features"
+            ["feature", "type", "present", "missing", "summary", "distribution"],
+            _feature_rows(dataset),
+            "features",
         )
         opened = " open" if split == "train" else ""
         body += (
@@ -417,7 +436,7 @@ def _schema(inputs: ReportInputs) -> str:
 
 
 _CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2430;background:#fff}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2430}
 main{max-width:1180px;margin:0 auto;padding:0 20px 40px}
 header.verdict{padding:18px 24px;color:#fff}
 header.pass{background:#1f7a44}header.fail{background:#b3261e}
@@ -475,7 +494,7 @@ def render_report(inputs: ReportInputs) -> str:
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         # No resource may load from anywhere: the page is complete as it is.
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "img-src data:; style-src 'unsafe-inline'\">"
         f'<meta name="viewport" content="width=device-width,initial-scale=1"><title>{_e(title)}</title>'
         f"<style>{_CSS}</style></head><body>{_header(inputs)}<nav>{nav}</nav><main>{body}</main></body></html>\n"
