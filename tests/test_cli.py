@@ -76,6 +76,9 @@ def test_run_trains_blesses_pushes_and_reuses_the_cache_on_rerun(tmp_path, capsy
         "StatisticsGen",
         "SchemaGen",
         "ExampleValidator",
+        "DataChecks",
+        "ValidationReport",
+        "DataGate",
         "Tuner",
         "Trainer",
         "TFLiteExporter",
@@ -86,7 +89,9 @@ def test_run_trains_blesses_pushes_and_reuses_the_cache_on_rerun(tmp_path, capsy
     for node in nodes:
         assert f"{node}: ran" in printed
     assert "Ingested 210 of 211 files: 1 quarantined" in printed
-    assert "Anomalies:" in printed and "  none" in printed
+    assert "Data validation: PASS: no error anomalies" in printed
+    report = next(line.split(None, 1)[1] for line in printed.splitlines() if line.startswith("Report:"))
+    assert report.endswith("index.html") and os.path.isfile(report)
     assert "Evaluation: BLESSED" in printed
     versions = glob.glob(str(out / "serving" / "cvpipe" / "[0-9]*"))
     assert len(versions) == 1 and f"Serving model: {versions[0]}" in printed
@@ -113,7 +118,7 @@ def test_run_trains_blesses_pushes_and_reuses_the_cache_on_rerun(tmp_path, capsy
 
     assert main(args) == 0
     rerun = capsys.readouterr().out
-    for node in nodes[:7]:
+    for node in nodes[:10]:
         assert f"{node}: cached" in rerun
     # The Evaluator re-runs because its baseline (the latest blessed model) is now this model; the
     # push is idempotent, so no second version appears.

@@ -54,7 +54,9 @@ def test_each_catalog_check_fires_on_its_own_injection():
     assert kinds(found) == [checks.QUARANTINE_RATE]
     assert "3 of 45 input files quarantined" in found[0].description and "too_small 3" in found[0].description
 
-    few = [r for r in balanced() if r[spec.PATH] in ("c/0", "c/1", "c/2") or not r[spec.PATH].startswith("c/")]
+    few = [
+        r for r in balanced() if r[spec.PATH] in ("c/0", "c/1", "c/2") or not r[spec.PATH].startswith("c/")
+    ]
     found = checks.catalog_checks(few, options)
     assert kinds(found) == [checks.MIN_CLASS_COUNT] and "'c' has 3 train images" in found[0].description
 
@@ -296,8 +298,16 @@ def test_report_opens_offline_in_chromium_and_shows_every_anomaly(bad_run, drift
     requests, text, images = open_offline(report, os.path.join(SCREENSHOTS, "report-injected.png"))
     assert requests == [f"file://{report}"]  # No network request, not even a failed one.
     assert "FAIL: training blocked by the data gate" in text
-    for shown in ("quarantine_rate", "too_small 8", "min_class_count", "class 'triangle' has", "split_leakage",
-                  "leaked_copy.jpg", "hexagon", "tiny/tiny_0.png"):
+    for shown in (
+        "quarantine_rate",
+        "too_small 8",
+        "min_class_count",
+        "class 'triangle' has",
+        "split_leakage",
+        "leaked_copy.jpg",
+        "hexagon",
+        "tiny/tiny_0.png",
+    ):
         assert shown in text, shown
     assert len(images) == 8 + 8 + 6 + 1 and all(images)  # circle, square, 6 triangles, hexagon.
     assert os.path.getsize(report) < 1_000_000
