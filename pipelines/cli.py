@@ -106,6 +106,74 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_compile(args) -> int:
+    from pipelines.kubeflow import DEFAULT_IMAGE, compile_pipeline, load_spec
+
+    config = _config(args, images=args.images)
+    path = compile_pipeline(
+        config, args.output, image=args.image or DEFAULT_IMAGE, pipeline_root=args.pipeline_root
+    )
+    spec = load_spec(path)
+    print(f"Compiled {spec.pipeline_info.name!r} for Kubeflow Pipelines (KFP v2 PipelineSpec): {path}")
+    print(f"  image: {args.image or DEFAULT_IMAGE}")
+    print(f"  components: {', '.join(sorted(spec.root.dag.tasks))}")
+    print("  runtime parameters (set with `cvpipe submit --param NAME=VALUE`):")
+    from google.protobuf import json_format
+
+    for name, parameter in sorted(spec.root.input_definitions.parameters.items()):
+        default = json_format.MessageToDict(parameter).get("defaultValue")
+        if isinstance(default, float) and default.is_integer():
+            default = int(default)
+        shown = json.dumps(default) if len(json.dumps(default)) <= 60 else json.dumps(default)[:57] + "..."
+        print(f"    {name} = {shown}")
+    return 0
+
+
+def cmd_submit(args) -> int:
+    from pipelines.kubeflow import plan_submission, submit
+
+    params = {}
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            print(f"cvpipe: error: --param {item!r}: expected NAME=VALUE", file=sys.stderr)
+            return 2
+        params[name] = value
+    _, plan = plan_submission(
+        args.pipeline_file,
+        host=args.host,
+        experiment=args.experiment,
+        params=params,
+        namespace=args.namespace,
+        run_name=args.run_name,
+    )
+    request = {
+        "host": plan.host,
+        "pipeline": plan.pipeline_name,
+        "experiment": plan.experiment,
+        "namespace": plan.namespace,
+        "run_name": plan.run_name,
+        "parameters": plan.arguments,
+    }
+    if args.dry_run:
+        print(f"Dry run: {args.pipeline_file} is a valid PipelineSpec; would upload it and start:")
+        print(json.dumps(request, indent=2, sort_keys=True))
+        return 0
+    ids = submit(args.pipeline_file, plan)
+    print(f"Submitted {plan.pipeline_name!r} to {plan.host}: run {plan.run_name!r}")
+    for key, value in ids.items():
+        print(f"  {key}: {value}")
+    print(f"  parameters: {json.dumps(plan.arguments, sort_keys=True)[:200]}")
+    return 0
+
+
+def cmd_lineage(args) -> int:
+    from pipelines.lineage import format_lineage, lineage
+
+    print(format_lineage(lineage(args.target)))
+    return 0
+
+
 def _print_model_outputs(result) -> None:
     from pipelines.pipeline import EVALUATOR, PUSHER, TRAINER, TUNER
 
@@ -186,6 +254,25 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             p.add_argument("--validate-only", action="store_true", help="stop after data validation")
         p.set_defaults(func=func)
+    p = sub.add_parser("compile", help="compile the pipeline for Kubeflow Pipelines (KFP v2 spec)")
+    p.add_argument("--config", help="YAML config overriding pipelines/configs/default.yaml")
+    p.add_argument("--images", help="default of the input_base runtime parameter")
+    p.add_argument("--output", required=True, help="pipeline.json or pipeline.yaml")
+    p.add_argument("--image", help="container image of every component (default: deployment/Dockerfile's)")
+    p.add_argument("--pipeline-root", help="artifact root, e.g. gs://bucket/root (default gs://NAME-pipeline-root)")
+    p.set_defaults(func=cmd_compile)
+    p = sub.add_parser("submit", help="upload a compiled pipeline to Kubeflow Pipelines and start a run")
+    p.add_argument("pipeline_file")
+    p.add_argument("--host", required=True, help="KFP API endpoint, e.g. https://kfp.example.com")
+    p.add_argument("--experiment", default="cvpipe")
+    p.add_argument("--namespace", help="Kubeflow namespace (default: $KFP_NAMESPACE or kfp's context)")
+    p.add_argument("--run-name")
+    p.add_argument("--param", action="append", default=[], help="NAME=VALUE (input_base, span, epochs, ...)")
+    p.add_argument("--dry-run", action="store_true", help="validate and print the request; send nothing")
+    p.set_defaults(func=cmd_submit)
+    p = sub.add_parser("lineage", help="what produced a pushed model, from ML Metadata")
+    p.add_argument("target", help="a run's --output directory, or a pushed serving/edge model directory")
+    p.set_defaults(func=cmd_lineage)
     p = sub.add_parser("report", help="render the data-validation report of an existing run")
     p.add_argument("run_dir", help="the --output directory of a `cvpipe run`")
     p.add_argument("--out", help="HTML file to write (default RUN_DIR/validation_report.html)")

@@ -44,11 +44,20 @@ TRAINER_MODULE = "components.image_model.trainer_module"
 ACCURACY = "sparse_categorical_accuracy"
 
 
-def schema_path(config: Config) -> str | None:
-    """The schema file the run imports, or None when the schema is inferred."""
+IMAGE_SOURCE_DIR = "/cvpipe"  # Where deployment/Dockerfile puts the source in the pipeline image.
+
+
+def schema_path(config: Config, kubeflow: bool = False) -> str | None:
+    """The schema file the run imports, or None when the schema is inferred.
+
+    On Kubeflow the file is read inside the pipeline image: the default schema is the image's
+    copy, and any other path must be visible there (e.g. a /gcs/ mount).
+    """
     schema = config.validation.schema
     if schema is None:
         return None
+    if kubeflow:
+        return f"{IMAGE_SOURCE_DIR}/schemas/schema.pbtxt" if schema == "default" else schema
     path = schemas.DEFAULT_SCHEMA if schema == "default" else schema
     if not os.path.isfile(path):
         raise ConfigError(f"validation.schema: {path} does not exist")
@@ -95,11 +104,18 @@ def _module_config(config: Config) -> dict:
 
 
 def model_components(
-    config: Config, example_gen, schema_gen, gate, serving_dir: str, edge_dir: str | None = None
+    config: Config,
+    example_gen,
+    schema_gen,
+    gate,
+    serving_dir: str,
+    edge_dir: str | None = None,
+    model_config=None,
 ) -> list:
     """Tuner (optional) -> Trainer -> latest blessed model -> Evaluator -> ServingPusher.
 
     Tuner and Trainer wait for the data gate, so data that fails validation is never trained on.
+    ``model_config`` (a RuntimeParameter on Kubeflow) replaces the settings taken from ``config``.
     """
     examples = example_gen.outputs["examples"]
     custom_config = _module_config(config)
@@ -114,6 +130,8 @@ def model_components(
             eval_args=tfx.proto.EvalArgs(splits=["eval"]),
             custom_config=custom_config,
         ).with_id(TUNER)
+        if model_config is not None:  # The Tuner's constructor only takes a dict; the spec takes both.
+            tuner.exec_properties["custom_config"] = model_config
         tuner.add_upstream_node(gate)
         components.append(tuner)
         hyperparameters = tuner.outputs["best_hyperparameters"]
@@ -130,7 +148,7 @@ def model_components(
         base_model=resolver.outputs["model"] if config.training.warm_start else None,
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config=custom_config,
+        custom_config=custom_config if model_config is None else model_config,
     ).with_id(TRAINER)
     trainer.add_upstream_node(gate)
     evaluator = tfx.components.Evaluator(
@@ -177,13 +195,15 @@ def create_components(
     serving_dir: str | None = None,
     baseline_statistics: str | None = None,
     baseline_span: int | None = None,
+    runtime=None,
 ) -> list:
+    """The pipeline's nodes; ``runtime`` (kubeflow.RuntimeParameters) makes run-to-run values parameters."""
     if not config.input.images:
         raise ConfigError("input.images: required (the image root, optionally with {SPAN})")
     example_gen = ImageExampleGen(
-        input_base=config.input.images,
+        input_base=runtime.input_base if runtime else config.input.images,
         manifest=config.input.manifest,
-        span=config.input.span,
+        span=runtime.span if runtime else config.input.span,
         options=config.ingest.to_options(),
         input_fingerprint=input_fingerprint,
     ).with_id(EXAMPLE_GEN)
@@ -191,7 +211,7 @@ def create_components(
         examples=example_gen.outputs["examples"],
         stats_options=tfdv.StatsOptions(enable_semantic_domain_stats=True),
     ).with_id(STATISTICS_GEN)
-    imported = schema_path(config)
+    imported = schema_path(config, kubeflow=runtime is not None)
     if imported:
         schema_gen = tfx.components.ImportSchemaGen(schema_file=imported).with_id(SCHEMA_GEN)
     else:
@@ -212,8 +232,10 @@ def create_components(
         **data_inputs,
         anomalies=example_validator.outputs["anomalies"],
         options=config.validation.check_options(),
-        baseline_statistics=config.validation.baseline_statistics or baseline_statistics or "",
-        baseline_span=None if config.validation.baseline_statistics else baseline_span,
+        baseline_statistics=runtime.baseline_statistics
+        if runtime
+        else config.validation.baseline_statistics or baseline_statistics or "",
+        baseline_span=None if runtime or config.validation.baseline_statistics else baseline_span,
     ).with_id(DATA_CHECKS)
     report = ValidationReportGen(
         **data_inputs,
@@ -225,7 +247,15 @@ def create_components(
     components = [example_gen, statistics_gen, schema_gen, example_validator, checks, report, gate]
     if serving_dir:
         edge_dir = os.path.join(os.path.dirname(serving_dir.rstrip("/")), "edge")
-        components += model_components(config, example_gen, schema_gen, gate, serving_dir, edge_dir)
+        components += model_components(
+            config,
+            example_gen,
+            schema_gen,
+            gate,
+            serving_dir,
+            edge_dir,
+            model_config=runtime.model_config if runtime else None,
+        )
     return components
 
 
@@ -238,6 +268,7 @@ def create_pipeline(
     serving_dir: str | None = None,
     baseline_statistics: str | None = None,
     baseline_span: int | None = None,
+    kubeflow: bool = False,
 ) -> tfx.dsl.Pipeline:
     """Builds the cvpipe pipeline from a validated config.
 
@@ -245,7 +276,8 @@ def create_pipeline(
     Kubeflow, provide its own). ``serving_dir`` adds the model half (tuning, training,
     evaluation, push to ``serving_dir/<model_name>/<version>``); without it the pipeline stops
     after data validation. ``baseline_statistics`` (a previous span's statistics artifact URI)
-    turns on the drift comparison.
+    turns on the drift comparison. ``kubeflow`` makes input, span, model settings and baseline
+    runtime parameters (see pipelines/kubeflow.py).
     """
     metadata = (
         tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path) if metadata_path else None
@@ -259,8 +291,15 @@ def create_pipeline(
             serving_dir=serving_dir,
             baseline_statistics=baseline_statistics,
             baseline_span=baseline_span,
+            runtime=_runtime_parameters(config) if kubeflow else None,
         ),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata,
         beam_pipeline_args=list(config.beam.args),
     )
+
+
+def _runtime_parameters(config: Config):
+    from pipelines.kubeflow import RuntimeParameters
+
+    return RuntimeParameters.from_config(config, _module_config(config))

@@ -23,12 +23,16 @@ def test_component_records_options_and_outputs():
     "kwargs,message",
     [
         ({"input_base": ""}, "input_base is required"),
-        ({"input_base": "x", "span": -1}, "span must be non-negative"),
     ],
 )
 def test_component_rejects_bad_arguments_at_construction(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ImageExampleGen(**kwargs)
+
+
+def test_a_negative_span_means_the_latest():
+    # Kubeflow's span runtime parameter defaults to -1: the latest span, as None does locally.
+    assert ImageExampleGen(input_base="x", span=-1).exec_properties[spec.SPAN_KEY] is None
 
 
 def test_ingest_options_reject_duplicate_split_names():

@@ -146,13 +146,33 @@ def test_manifest_extras_are_typed_features(tmp_path):
 def test_pick_first_keeps_smallest_path_and_reports_the_rest():
     schema = catalog_schema({})
     first, second, third = (Candidate(p, "cat") for p in ("b/1.jpg", "a/2.jpg", "c/3.jpg"))
+    # A manifest may name a split: copies of one image in two splits are both kept (leakage is
+    # reported by the data checks, not hidden here).
+    in_train, in_test = Candidate("d/4.jpg", "cat", split="train"), Candidate("e/5.jpg", "cat", split="test")
     with beam.Pipeline() as p:
         results = (
             p
-            | beam.Create([("h1", [(first, 10), (second, 10), (third, 10)]), ("h2", [(third, 5)])])
-            | beam.ParDo(_PickFirst(schema, 0)).with_outputs("catalog", main="kept")
+            | beam.Create(
+                [
+                    ("a1", [(first, 10), (second, 10), (third, 10)]),
+                    ("a2", [(third, 5)]),
+                    ("a3", [(in_test, 7), (in_train, 7)]),
+                ]
+            )
+            | beam.ParDo(_PickFirst(schema, 0, (("train", 1),))).with_outputs("catalog", main="kept")
         )
-        assert_that(results.kept, equal_to([("h1", second, 10), ("h2", third, 5)]), label="kept")
+        assert_that(
+            results.kept,
+            equal_to(
+                [
+                    ("a1", second, 10, "train"),
+                    ("a2", third, 5, "train"),
+                    ("a3", in_test, 7, "test"),
+                    ("a3", in_train, 7, "train"),
+                ]
+            ),
+            label="kept",
+        )
         assert_that(
             results.catalog | beam.Map(lambda r: (r["path"], r["status"], r["duplicate_of"])),
             equal_to([("b/1.jpg", spec.DUPLICATE, "a/2.jpg"), ("c/3.jpg", spec.DUPLICATE, "a/2.jpg")]),
@@ -170,3 +190,17 @@ def test_non_utf8_file_and_folder_names_are_ingested_with_escaped_text(tmp_path)
     assert summary["ingested"] == 1
     assert list(catalog) == ["caf\\xe9/im\\xffage.png"]
     assert found.labels == ["caf\\xe9"]
+
+
+def test_manifest_split_column_predefines_splits_and_rejects_unknown_ones(tmp_path):
+    root = tmp_path / "images"
+    for i in range(4):
+        write(root / f"{i}.png", encode(gradient(40 + i, 32), "PNG"))
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label,split\n0.png,a,test\n1.png,a,test\n2.png,b,holdout\n3.png,b,\n")
+    found, summary, catalog = run(root, tmp_path / "out", str(manifest))
+    assert catalog["0.png"]["split"] == catalog["1.png"]["split"] == "test"
+    assert catalog["2.png"]["status"] == spec.QUARANTINED and catalog["2.png"]["reason"] == spec.UNKNOWN_SPLIT
+    assert "'holdout' is not one of train, eval, test" in catalog["2.png"]["detail"]
+    assert catalog["3.png"]["split"] in ("train", "eval", "test")  # Empty: by content hash.
+    assert summary["seen"] == 4 and summary["ingested"] == 3

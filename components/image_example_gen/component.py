@@ -55,17 +55,17 @@ class ImageExampleGen(base_beam_component.BaseBeamComponent):
 
     def __init__(
         self,
-        input_base: str,
+        input_base,  # str, or a RuntimeParameter on Kubeflow.
         manifest: str | None = None,
-        span: int | None = None,
+        span=None,  # int (negative = latest), None = latest, or a RuntimeParameter.
         options: IngestOptions | None = None,
         input_fingerprint: str | None = None,
     ):
         options = options or IngestOptions()
         if not input_base:
             raise ValueError("input_base is required")
-        if span is not None and span < 0:
-            raise ValueError(f"span must be non-negative, got {span}")
+        if isinstance(span, int) and span < 0:
+            span = None
         super().__init__(
             ImageExampleGenSpec(
                 **{

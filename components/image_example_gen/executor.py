@@ -23,8 +23,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         exec_properties: dict[str, Any],
     ) -> None:
         options = IngestOptions.from_json(exec_properties[spec.OPTIONS_KEY])
+        pinned = exec_properties.get(spec.SPAN_KEY)
         root, span = discovery_lib.resolve_span(
-            exec_properties[spec.INPUT_BASE_KEY], exec_properties.get(spec.SPAN_KEY)
+            exec_properties[spec.INPUT_BASE_KEY], pinned if pinned is not None and pinned >= 0 else None
         )
         manifest = exec_properties.get(spec.MANIFEST_KEY) or None
         if manifest:

@@ -1,0 +1,240 @@
+"""Kubeflow: the compiled PipelineSpec (parsed with kfp's protobuf) and submission through the real
+kfp client to a recording HTTP endpoint on 127.0.0.1."""
+
+import contextlib
+import http.server
+import io
+import json
+import os
+import re
+import threading
+import urllib.parse
+
+import pytest
+import yaml
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from pipelines import pipeline as nodes
+from pipelines.cli import main
+from pipelines.config import ConfigError
+from pipelines.kubeflow import load_spec, run_arguments
+
+CLUSTER_CONFIG = os.path.join(os.path.dirname(nodes.__file__), "configs", "cluster.yaml")
+NODE_IDS = [
+    nodes.EXAMPLE_GEN,
+    nodes.STATISTICS_GEN,
+    nodes.SCHEMA_GEN,
+    nodes.EXAMPLE_VALIDATOR,
+    nodes.DATA_CHECKS,
+    nodes.VALIDATION_REPORT,
+    nodes.DATA_GATE,
+    nodes.TUNER,
+    nodes.TRAINER,
+    nodes.EVALUATOR,
+    nodes.PUSHER,
+    nodes.TFLITE_EXPORTER,
+    nodes.EDGE_PUSHER,
+]
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    out = tmp_path_factory.mktemp("kfp")
+    path = str(out / "pipeline.yaml")
+    args = ["compile", "--config", CLUSTER_CONFIG, "--output", path, "--pipeline-root", str(out / "root")]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main([*args, "--image", "registry.example/cvpipe:test"]) == 0
+    compiled.printed = printed.getvalue()
+    return path
+
+
+def compiled_output():
+    return compiled.printed
+
+
+def test_compiled_spec_has_every_component_and_runtime_parameter(compiled):
+    spec = load_spec(compiled)
+    assert isinstance(spec, pipeline_spec_pb2.PipelineSpec) and spec.pipeline_info.name == "cvpipe"
+    tasks = spec.root.dag.tasks
+    for node in NODE_IDS:
+        assert node in tasks, node
+        executor = spec.deployment_spec["executors"][f"{node}_executor"]["container"]
+        assert executor["image"] == "registry.example/cvpipe:test"
+    # The data gate comes before any training; the resolver is compiled to its own tasks.
+    assert nodes.DATA_GATE in tasks[nodes.TRAINER].dependent_tasks
+    assert nodes.DATA_GATE in tasks[nodes.TUNER].dependent_tasks
+    assert any(name.startswith(nodes.MODEL_RESOLVER) for name in tasks)
+
+    parameters = spec.root.input_definitions.parameters
+    assert set(parameters) == {"input_base", "span", "model_config", "baseline_statistics"}
+    assert parameters["input_base"].default_value.string_value == "/gcs/my-bucket/camera-images/span-{SPAN}"
+    assert parameters["span"].parameter_type == pipeline_spec_pb2.ParameterType.NUMBER_INTEGER
+    assert parameters["span"].default_value.number_value == -1
+    model_config = json.loads(parameters["model_config"].default_value.string_value)
+    assert model_config["training"]["epochs"] == 15 and model_config["tuning"]["max_trials"] == 4
+    assert tasks[nodes.EXAMPLE_GEN].inputs.parameters["input_base"].component_input_parameter == "input_base"
+    assert tasks[nodes.TRAINER].inputs.parameters["custom_config"].component_input_parameter == "model_config"
+    assert tasks[nodes.TUNER].inputs.parameters["custom_config"].component_input_parameter == "model_config"
+    # Beam arguments from the config reach the Beam-powered components.
+    args = spec.deployment_spec["executors"][f"{nodes.STATISTICS_GEN}_executor"]["container"]["args"]
+    assert "--runner=DataflowRunner" in args
+    printed = compiled_output()
+    assert f"Compiled 'cvpipe' for Kubeflow Pipelines (KFP v2 PipelineSpec): {compiled}" in printed
+    assert "    span = -1\n" in printed and "  image: registry.example/cvpipe:test" in printed
+
+
+def test_compile_json_uses_the_dockerfile_image_by_default(tmp_path):
+    path = str(tmp_path / "p.json")
+    assert main(["compile", "--images", "/data/{SPAN}", "--output", path, "--pipeline-root", str(tmp_path)]) == 0
+    with open(path) as f:
+        spec = json.load(f)
+    dockerfile = open(os.path.join(os.path.dirname(CLUSTER_CONFIG), "../../deployment/Dockerfile")).read()
+    tag = re.search(r"^# image: (\S+)", dockerfile, re.M).group(1)
+    images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values() if "container" in e}
+    assert images == {tag}
+
+
+def test_run_arguments_are_typed_and_checked(compiled):
+    spec = load_spec(compiled)
+    arguments = run_arguments(spec, {"span": "3", "epochs": "20", "max_trials": "8"})
+    assert arguments["span"] == 3
+    model_config = json.loads(arguments["model_config"])
+    assert model_config["training"]["epochs"] == 20 and model_config["tuning"]["max_trials"] == 8
+    with pytest.raises(ConfigError, match="--param spam: not a parameter of this pipeline"):
+        run_arguments(spec, {"spam": "1"})
+    with pytest.raises(ConfigError, match="--param span: expected an integer"):
+        run_arguments(spec, {"span": "latest"})
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Answers the KFP v2beta1 API calls the client makes, and records every request."""
+
+    requests: list = []
+    pipelines: dict = {}
+
+    def log_message(self, *args):
+        pass
+
+    def _reply(self, body):
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _record(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        url = urllib.parse.urlparse(self.path)
+        self.requests.append(
+            {
+                "method": self.command,
+                "path": url.path,
+                "query": urllib.parse.parse_qs(url.query),
+                "headers": dict(self.headers),
+                "body": body,
+            }
+        )
+        return url, body
+
+    def do_GET(self):
+        url, _ = self._record()
+        if url.path.endswith("/healthz"):
+            return self._reply({"multi_user": False})
+        if url.path == "/apis/v2beta1/pipelines":
+            existing = [{"pipeline_id": pid, "display_name": name} for name, pid in self.pipelines.items()]
+            return self._reply({"pipelines": existing, "total_size": len(existing)})
+        if re.fullmatch(r"/apis/v2beta1/pipelines/[^/]+/versions", url.path):
+            return self._reply({"pipeline_versions": [{"pipeline_version_id": "version-1"}], "total_size": 1})
+        if url.path == "/apis/v2beta1/experiments":
+            return self._reply({"experiments": [], "total_size": 0})
+        self.send_error(404)
+
+    def do_POST(self):
+        url, _ = self._record()
+        if url.path == "/apis/v2beta1/pipelines/upload":
+            self.pipelines["cvpipe"] = "pipeline-1"
+            return self._reply({"pipeline_id": "pipeline-1", "display_name": "cvpipe"})
+        if url.path == "/apis/v2beta1/pipelines/upload_version":
+            return self._reply({"pipeline_id": "pipeline-1", "pipeline_version_id": "version-2"})
+        if url.path == "/apis/v2beta1/experiments":
+            return self._reply({"experiment_id": "experiment-1", "display_name": "nightly"})
+        if url.path == "/apis/v2beta1/runs":
+            return self._reply({"run_id": "run-1", "display_name": "r"})
+        self.send_error(404)
+
+
+@pytest.fixture
+def kfp_server():
+    _Recorder.requests = []
+    _Recorder.pipelines = {}
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", _Recorder
+    server.shutdown()
+
+
+def test_submit_uploads_the_spec_and_starts_a_run_with_the_parameters(compiled, kfp_server, monkeypatch, capsys):
+    host, recorder = kfp_server
+    monkeypatch.setenv("KFP_TOKEN", "secret-token-from-env")
+    monkeypatch.setenv("HOME", os.path.dirname(compiled))  # No kfp context file of the user's.
+    args = ["submit", compiled, "--host", host, "--experiment", "nightly", "--run-name", "r1"]
+    assert main([*args, "--param", "span=7", "--param", "epochs=30"]) == 0
+    calls = [(r["method"], r["path"]) for r in recorder.requests]
+    assert ("POST", "/apis/v2beta1/pipelines/upload") in calls and calls[-1] == ("POST", "/apis/v2beta1/runs")
+
+    upload = next(r for r in recorder.requests if r["path"] == "/apis/v2beta1/pipelines/upload")
+    assert upload["query"]["name"] == ["cvpipe"]
+    uploaded = yaml.safe_load(upload["body"].split(b"\r\n\r\n", 1)[1].rsplit(b"\r\n--", 1)[0])
+    assert uploaded == yaml.safe_load(open(compiled))  # The compiled spec, byte for byte in content.
+
+    run = json.loads(recorder.requests[-1]["body"])
+    assert run["display_name"] == "r1" and run["experiment_id"] == "experiment-1"
+    assert run["pipeline_version_reference"] == {"pipeline_id": "pipeline-1", "pipeline_version_id": "version-1"}
+    assert run["runtime_config"]["parameters"]["span"] == 7
+    assert json.loads(run["runtime_config"]["parameters"]["model_config"])["training"]["epochs"] == 30
+    # The token travels only as a header, from the environment.
+    for request in recorder.requests:
+        assert request["headers"].get("authorization") == "Bearer secret-token-from-env"
+        assert b"secret-token" not in request["body"]
+    assert "run_id: run-1" in capsys.readouterr().out
+
+    # A second submission adds a version of the same pipeline instead of a new pipeline.
+    recorder.requests.clear()
+    assert main([*args, "--param", "span=8"]) == 0
+    paths = [r["path"] for r in recorder.requests]
+    assert "/apis/v2beta1/pipelines/upload_version" in paths and "/apis/v2beta1/pipelines/upload" not in paths
+    assert json.loads(recorder.requests[-1]["body"])["pipeline_version_reference"]["pipeline_version_id"] == "version-2"
+
+
+def test_submit_dry_run_validates_and_sends_nothing(compiled, kfp_server, capsys, tmp_path):
+    host, recorder = kfp_server
+    assert main(["submit", compiled, "--host", host, "--param", "max_trials=2", "--dry-run"]) == 0
+    assert recorder.requests == []
+    printed = capsys.readouterr().out
+    request = json.loads(printed.split("would upload it and start:\n", 1)[1])
+    assert request["pipeline"] == "cvpipe" and json.loads(request["parameters"]["model_config"])["tuning"][
+        "max_trials"
+    ] == 2
+    assert main(["submit", compiled, "--host", host, "--param", "nope=1", "--dry-run"]) == 2
+    assert "--param nope: not a parameter of this pipeline" in capsys.readouterr().err
+    bogus = tmp_path / "bogus.yaml"
+    bogus.write_text("just: a mapping\n")
+    assert main(["submit", str(bogus), "--host", host, "--dry-run"]) == 2
+    assert "is not a KFP PipelineSpec" in capsys.readouterr().err
+
+
+def test_dockerfile_matches_the_pins_and_the_compiled_paths(compiled):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    dockerfile = open(os.path.join(root, "deployment", "Dockerfile")).read()
+    pinned = re.search(r"^tfx==(\S+)$", open(os.path.join(root, "constraints.txt")).read(), re.M).group(1)
+    assert re.search(r"^FROM tensorflow/tfx:(\S+)$", dockerfile, re.M).group(1) == pinned
+    assert f"WORKDIR {nodes.IMAGE_SOURCE_DIR}\n" in dockerfile
+    for package in ("components", "pipelines", "schemas"):
+        assert f"COPY {package} {package}\n" in dockerfile
+    spec = load_spec(compiled)
+    schema_file = spec.root.dag.tasks[nodes.SCHEMA_GEN].inputs.parameters["schema_file"]
+    assert schema_file.runtime_value.constant_value.string_value == f"{nodes.IMAGE_SOURCE_DIR}/schemas/schema.pbtxt"
