@@ -26,3 +26,5 @@ bench: setup
 	.venv/bin/python bench/tuning.py
 	.venv/bin/python bench/edge.py --kind shapes
 	.venv/bin/python bench/edge.py --kind digits
+	.venv/bin/python bench/report.py
+	.venv/bin/python bench/rerun.py

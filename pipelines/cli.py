@@ -259,7 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", help="default of the input_base runtime parameter")
     p.add_argument("--output", required=True, help="pipeline.json or pipeline.yaml")
     p.add_argument("--image", help="container image of every component (default: deployment/Dockerfile's)")
-    p.add_argument("--pipeline-root", help="artifact root, e.g. gs://bucket/root (default gs://NAME-pipeline-root)")
+    p.add_argument(
+        "--pipeline-root", help="artifact root, e.g. gs://bucket/root (default gs://NAME-pipeline-root)"
+    )
     p.set_defaults(func=cmd_compile)
     p = sub.add_parser("submit", help="upload a compiled pipeline to Kubeflow Pipelines and start a run")
     p.add_argument("pipeline_file")

@@ -54,8 +54,12 @@ class RuntimeParameters:
         parameter = tfx.dsl.experimental.RuntimeParameter
         return cls(
             input_base=parameter(name=INPUT_BASE, ptype=str, default=config.input.images),
-            span=parameter(name=SPAN, ptype=int, default=-1 if config.input.span is None else config.input.span),
-            model_config=parameter(name=MODEL_CONFIG, ptype=str, default=json.dumps(model_config, sort_keys=True)),
+            span=parameter(
+                name=SPAN, ptype=int, default=-1 if config.input.span is None else config.input.span
+            ),
+            model_config=parameter(
+                name=MODEL_CONFIG, ptype=str, default=json.dumps(model_config, sort_keys=True)
+            ),
             baseline_statistics=parameter(
                 name=BASELINE_STATISTICS, ptype=str, default=config.validation.baseline_statistics or ""
             ),
@@ -166,8 +170,12 @@ def run_arguments(spec, params: dict[str, str]) -> dict[str, Any]:
             arguments[name] = raw
     if shortcuts:
         if MODEL_CONFIG not in types:
-            raise ConfigError(f"--param {', '.join(shortcuts)}: this pipeline has no {MODEL_CONFIG} parameter")
-        base = arguments.get(MODEL_CONFIG) or json_format.MessageToDict(declared[MODEL_CONFIG])["defaultValue"]
+            raise ConfigError(
+                f"--param {', '.join(shortcuts)}: this pipeline has no {MODEL_CONFIG} parameter"
+            )
+        base = (
+            arguments.get(MODEL_CONFIG) or json_format.MessageToDict(declared[MODEL_CONFIG])["defaultValue"]
+        )
         model_config = json.loads(base)
         for name, raw in shortcuts.items():
             section, key = MODEL_CONFIG_SHORTCUTS[name]

@@ -46,7 +46,9 @@ class _Graph:
         return execution
 
     def consumers(self, artifact) -> list:
-        ids = sorted({e.execution_id for e in self.store.get_events_by_artifact_ids([artifact.id]) if e.type == INPUT})
+        ids = sorted(
+            {e.execution_id for e in self.store.get_events_by_artifact_ids([artifact.id]) if e.type == INPUT}
+        )
         return self.store.get_executions_by_id(ids) if ids else []
 
     def artifacts(self, execution, event_type) -> dict[str, list]:
@@ -74,7 +76,9 @@ def _find_metadata(target: str) -> str:
         if os.path.exists(candidate):
             return candidate
         path = os.path.dirname(path)
-    raise FileNotFoundError(f"no {METADATA_FILE} in {target} or its parents: not a cvpipe run or pushed model")
+    raise FileNotFoundError(
+        f"no {METADATA_FILE} in {target} or its parents: not a cvpipe run or pushed model"
+    )
 
 
 def _prop(artifact, name: str):
@@ -222,8 +226,9 @@ def format_lineage(info: dict[str, Any]) -> str:
     if info.get("warm_started_from"):
         lines.append(f"  warm start:  {info['warm_started_from']}")
     evaluation = info.get("evaluation", {})
+    verdict = "BLESSED" if evaluation.get("blessed") else "not blessed"
     lines.append(
-        f"  evaluation:  {'BLESSED' if evaluation.get('blessed') else 'not blessed'} ({evaluation.get('uri')}), "
+        f"  evaluation:  {verdict} ({evaluation.get('uri')}), "
         f"baseline {evaluation.get('baseline_model') or 'none'}"
     )
     metrics = evaluation.get("training_metrics")

@@ -60,8 +60,38 @@ edge: {max_accuracy_drop: 0.3, min_agreement: 0.7}  # Mechanics: ~20 eval images
 """
 
 
+def kill_during(args, marker: str, seconds_after: float) -> str:
+    """Runs the installed `cvpipe ARGS` and kills it (and its workers) once ``marker`` is printed."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = os.path.join(os.path.dirname(sys.executable), "cvpipe")
+    process = subprocess.Popen(
+        [script, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    lines = []
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if marker in line:
+                time.sleep(seconds_after)
+                break
+        assert process.poll() is None, "".join(lines)[-3000:]
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+    return "".join(lines)
+
+
 @pytest.mark.slow
-def test_run_trains_blesses_pushes_and_reuses_the_cache_on_rerun(tmp_path, capsys):
+def test_run_killed_in_training_resumes_trains_blesses_pushes_and_reuses_the_cache(tmp_path, capsys):
     images = tmp_path / "images"
     main(["sample-data", str(images), "--count", "210"])
     write(images / "square" / "truncated.jpg", (images / "square" / "square_00001.jpg").read_bytes()[:900])
@@ -69,7 +99,10 @@ def test_run_trains_blesses_pushes_and_reuses_the_cache_on_rerun(tmp_path, capsy
     config.write_text(FAST_MODEL)
     out = tmp_path / "run"
     args = ["run", "--images", str(images), "--output", str(out), "--config", str(config)]
-    assert main(args) == 0
+    killed = kill_during(args, "> Trainer started", seconds_after=8)
+    assert "< Tuner finished" in killed and "Trainer finished" not in killed
+
+    assert main(args) == 0  # Started again: reuses what finished, redoes the Trainer, completes.
     printed = capsys.readouterr().out
     nodes = (
         "ImageExampleGen",
@@ -86,8 +119,10 @@ def test_run_trains_blesses_pushes_and_reuses_the_cache_on_rerun(tmp_path, capsy
         "ServingPusher",
         "EdgePusher",
     )
-    for node in nodes:
-        assert f"{node}: ran" in printed
+    for node in nodes[:8]:  # Up to the Tuner: finished before the kill.
+        assert f"{node}: cached" in printed, node
+    for node in nodes[8:]:
+        assert f"{node}: ran" in printed, node
     assert "Ingested 210 of 211 files: 1 quarantined" in printed
     assert "Data validation: PASS: no error anomalies" in printed
     report = next(line.split(None, 1)[1] for line in printed.splitlines() if line.startswith("Report:"))
@@ -115,6 +150,15 @@ def test_run_trains_blesses_pushes_and_reuses_the_cache_on_rerun(tmp_path, capsy
     assert main(["predict", str(edge / "model_int8.tflite"), *samples]) == 0
     edge_labels = [line.split("\t")[1] for line in capsys.readouterr().out.splitlines()]
     assert sum(a == b[1] for a, b in zip(edge_labels, served)) >= len(samples) - 1
+
+    assert main(["lineage", str(out)]) == 0
+    lineage = capsys.readouterr().out
+    assert f"  serving: {versions[0]}" in lineage and f"  edge:    {edge}" in lineage
+    assert f"  span 0 of {images}" in lineage and "  validation:  pass" in lineage
+    assert "ImageExampleGen/examples/" in lineage and "StatisticsGen/statistics/" in lineage
+    assert "SchemaGen/schema/" in lineage and "ValidationReport/report/" in lineage
+    assert "  hyperparameters: {" in lineage and '"width": ' in lineage and "evaluation:  BLESSED" in lineage
+    assert main(["lineage", str(edge)]) == 0 and f"  serving: {versions[0]}" in capsys.readouterr().out
 
     assert main(args) == 0
     rerun = capsys.readouterr().out

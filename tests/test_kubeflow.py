@@ -86,12 +86,16 @@ def test_compiled_spec_has_every_component_and_runtime_parameter(compiled):
 
 def test_compile_json_uses_the_dockerfile_image_by_default(tmp_path):
     path = str(tmp_path / "p.json")
-    assert main(["compile", "--images", "/data/{SPAN}", "--output", path, "--pipeline-root", str(tmp_path)]) == 0
+    assert (
+        main(["compile", "--images", "/data/{SPAN}", "--output", path, "--pipeline-root", str(tmp_path)]) == 0
+    )
     with open(path) as f:
         spec = json.load(f)
     dockerfile = open(os.path.join(os.path.dirname(CLUSTER_CONFIG), "../../deployment/Dockerfile")).read()
     tag = re.search(r"^# image: (\S+)", dockerfile, re.M).group(1)
-    images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values() if "container" in e}
+    images = {
+        e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values() if "container" in e
+    }
     assert images == {tag}
 
 
@@ -177,7 +181,9 @@ def kfp_server():
     server.shutdown()
 
 
-def test_submit_uploads_the_spec_and_starts_a_run_with_the_parameters(compiled, kfp_server, monkeypatch, capsys):
+def test_submit_uploads_the_spec_and_starts_a_run_with_the_parameters(
+    compiled, kfp_server, monkeypatch, capsys
+):
     host, recorder = kfp_server
     monkeypatch.setenv("KFP_TOKEN", "secret-token-from-env")
     monkeypatch.setenv("HOME", os.path.dirname(compiled))  # No kfp context file of the user's.
@@ -193,7 +199,10 @@ def test_submit_uploads_the_spec_and_starts_a_run_with_the_parameters(compiled, 
 
     run = json.loads(recorder.requests[-1]["body"])
     assert run["display_name"] == "r1" and run["experiment_id"] == "experiment-1"
-    assert run["pipeline_version_reference"] == {"pipeline_id": "pipeline-1", "pipeline_version_id": "version-1"}
+    assert run["pipeline_version_reference"] == {
+        "pipeline_id": "pipeline-1",
+        "pipeline_version_id": "version-1",
+    }
     assert run["runtime_config"]["parameters"]["span"] == 7
     assert json.loads(run["runtime_config"]["parameters"]["model_config"])["training"]["epochs"] == 30
     # The token travels only as a header, from the environment.
@@ -207,7 +216,10 @@ def test_submit_uploads_the_spec_and_starts_a_run_with_the_parameters(compiled, 
     assert main([*args, "--param", "span=8"]) == 0
     paths = [r["path"] for r in recorder.requests]
     assert "/apis/v2beta1/pipelines/upload_version" in paths and "/apis/v2beta1/pipelines/upload" not in paths
-    assert json.loads(recorder.requests[-1]["body"])["pipeline_version_reference"]["pipeline_version_id"] == "version-2"
+    assert (
+        json.loads(recorder.requests[-1]["body"])["pipeline_version_reference"]["pipeline_version_id"]
+        == "version-2"
+    )
 
 
 def test_submit_dry_run_validates_and_sends_nothing(compiled, kfp_server, capsys, tmp_path):
@@ -216,9 +228,10 @@ def test_submit_dry_run_validates_and_sends_nothing(compiled, kfp_server, capsys
     assert recorder.requests == []
     printed = capsys.readouterr().out
     request = json.loads(printed.split("would upload it and start:\n", 1)[1])
-    assert request["pipeline"] == "cvpipe" and json.loads(request["parameters"]["model_config"])["tuning"][
-        "max_trials"
-    ] == 2
+    assert (
+        request["pipeline"] == "cvpipe"
+        and json.loads(request["parameters"]["model_config"])["tuning"]["max_trials"] == 2
+    )
     assert main(["submit", compiled, "--host", host, "--param", "nope=1", "--dry-run"]) == 2
     assert "--param nope: not a parameter of this pipeline" in capsys.readouterr().err
     bogus = tmp_path / "bogus.yaml"
@@ -237,4 +250,7 @@ def test_dockerfile_matches_the_pins_and_the_compiled_paths(compiled):
         assert f"COPY {package} {package}\n" in dockerfile
     spec = load_spec(compiled)
     schema_file = spec.root.dag.tasks[nodes.SCHEMA_GEN].inputs.parameters["schema_file"]
-    assert schema_file.runtime_value.constant_value.string_value == f"{nodes.IMAGE_SOURCE_DIR}/schemas/schema.pbtxt"
+    assert (
+        schema_file.runtime_value.constant_value.string_value
+        == f"{nodes.IMAGE_SOURCE_DIR}/schemas/schema.pbtxt"
+    )
