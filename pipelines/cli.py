@@ -215,6 +215,12 @@ def _print_model_outputs(result) -> None:
 
         destination = pushed_destination(result.metadata_path, edge)
         print(f"Edge model:    {destination or 'not pushed (see the TFLite gate above)'}")
+        if destination:
+            for name in sorted(os.listdir(destination)):
+                if name.endswith(".tflite"):
+                    print(f"TFLite file:   {os.path.join(destination, name)}")
+    if pushed is not None:
+        print(f"Lineage:   cvpipe lineage {result.output_dir}")
 
 
 def cmd_predict(args) -> int:
