@@ -99,11 +99,13 @@ def test_run_killed_in_training_resumes_trains_blesses_pushes_and_reuses_the_cac
     config.write_text(FAST_MODEL)
     out = tmp_path / "run"
     args = ["run", "--images", str(images), "--output", str(out), "--config", str(config)]
-    killed = kill_during(args, "> Trainer started", seconds_after=8)
+    killed = kill_during(args, "Epoch 3/10", seconds_after=1)  # Keras's progress: mid-training.
     assert "< Tuner finished" in killed and "Trainer finished" not in killed
 
     assert main(args) == 0  # Started again: reuses what finished, redoes the Trainer, completes.
     printed = capsys.readouterr().out
+    # The Trainer resumed from its last completed epoch (BackupAndRestore), not from the start.
+    assert "Epoch 10/10" in printed and "Epoch 1/10" not in printed
     nodes = (
         "ImageExampleGen",
         "StatisticsGen",
