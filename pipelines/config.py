@@ -202,6 +202,8 @@ class TuningConfig:
 class EvaluationConfig:
     min_accuracy: float = 0.9  # Eval-split accuracy lower bound for a blessing.
     max_accuracy_drop: float = 0.01  # Allowed drop against the latest blessed model.
+    # Beam arguments for the Evaluator alone, after beam.args (the last value of a flag wins).
+    beam_args: list[str] = dataclasses.field(default_factory=lambda: ["--direct_running_mode=in_memory"])
 
     def validate(self, where: str) -> None:
         if not 0.0 <= self.min_accuracy <= 1.0:

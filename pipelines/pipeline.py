@@ -158,6 +158,8 @@ def model_components(
         example_splits=["eval"],
         eval_config=eval_config(config),
     ).with_id(EVALUATOR)
+    if config.evaluation.beam_args:
+        evaluator.with_beam_pipeline_args(list(config.evaluation.beam_args))
     pusher = ServingPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],

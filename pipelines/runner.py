@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import threading
 import time
 from typing import Callable
 
@@ -16,6 +17,7 @@ import apache_beam as beam
 import ml_metadata as mlmd
 from apache_beam.options.pipeline_options import PipelineOptions
 from ml_metadata.proto import metadata_store_pb2
+from ml_metadata.proto.metadata_store_pb2 import Execution
 from tfx.orchestration import metadata as tfx_metadata
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
@@ -62,25 +64,75 @@ def run_ingest(config: Config, output_dir: str, echo: Printer = print) -> dict:
     return summary
 
 
-class _NodeProgress(logging.Handler):
-    """Turns the Beam DAG runner's node log lines into one progress line per node."""
+class _NodeProgress(threading.Thread):
+    """Prints one line per node as it starts, finishes (with its duration) or comes from the cache.
 
-    def __init__(self, echo: Printer):
-        super().__init__(logging.INFO)
-        self._echo = echo
-        self._started: dict[str, float] = {}
+    Reads ML Metadata, which the orchestrator writes as it goes, rather than log records (a
+    component can change the log level mid-run); durations are the executions' own timestamps.
+    """
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.msg == "node %s is running.":
-            node = record.args[0]
-            self._started[node] = time.time()
-            self._echo(f"  > {node} started")
-        elif record.msg == "A cached execution %d is used.":
-            self._echo(f"    reused from cache (execution {record.args[0]})")
-        elif record.msg == "node %s is finished.":
-            node = record.args[0]
-            seconds = time.time() - self._started.get(node, time.time())
-            self._echo(f"  < {node} finished in {seconds:.1f}s")
+    def __init__(self, metadata_path: str, pipeline_name: str, echo: Printer, interval: float = 0.5):
+        super().__init__(daemon=True)
+        self._path, self._prefix, self._echo, self._interval = metadata_path, f"{pipeline_name}.", echo, interval
+        self._stopping = threading.Event()
+        self._seen: dict[int, int] = {}  # Execution id -> last state printed.
+        self._connection = None
+        self._first_id = self._max_execution_id()
+        self._connection = None  # Each thread opens its own.
+
+    def _store(self):
+        if self._connection is None:
+            if not os.path.exists(self._path):
+                raise FileNotFoundError(self._path)
+            config = tfx_metadata.sqlite_metadata_connection_config(self._path)
+            config.sqlite.connection_mode = config.sqlite.READONLY  # Never creates or migrates.
+            self._connection = mlmd.MetadataStore(config)
+        return self._connection
+
+    def _max_execution_id(self) -> int:
+        if not os.path.exists(self._path):
+            return 0
+        try:
+            return max((e.id for e in self._store().get_executions()), default=0)
+        except Exception:  # noqa: BLE001 - a store being created: nothing ran before.
+            return 0
+
+    def run(self) -> None:
+        while not self._stopping.wait(self._interval):
+            self.poll()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join()
+        self._connection = None
+        self.poll()  # The last states, from this thread's own connection.
+
+    def poll(self) -> None:
+        try:
+            store = self._store()
+            nodes = {}
+            for context in store.get_contexts_by_type("node"):
+                if context.name.startswith(self._prefix):
+                    for execution in store.get_executions_by_context(context.id):
+                        if execution.id > self._first_id:
+                            nodes[execution.id] = (context.name[len(self._prefix) :], execution)
+        except Exception:  # noqa: BLE001 - the store is busy or not created yet: next tick.
+            return
+        for execution_id in sorted(nodes):
+            node, execution = nodes[execution_id]
+            state = execution.last_known_state
+            if self._seen.get(execution_id) == state:
+                continue
+            if execution_id not in self._seen and state != Execution.CACHED:
+                self._echo(f"  > {node} started")
+            self._seen[execution_id] = state
+            seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
+            if state == Execution.CACHED:
+                self._echo(f"  = {node} reused from cache")
+            elif state == Execution.COMPLETE:
+                self._echo(f"  < {node} finished in {seconds:.1f}s")
+            elif state == Execution.FAILED:
+                self._echo(f"  ! {node} failed after {seconds:.1f}s")
 
 
 def _hide_gate_traceback(record: logging.LogRecord) -> bool:
@@ -118,12 +170,8 @@ def run_pipeline(config: Config, output_dir: str, echo: Printer = print, *, trai
         baseline_statistics=baseline,
         baseline_span=baseline_span,
     )
-    handler = _NodeProgress(echo)
-    absl_logger = logging.getLogger("absl")
-    previous = absl_logger.level, absl_logger.propagate
-    absl_logger.addHandler(handler)
-    absl_logger.setLevel(logging.INFO)
-    absl_logger.propagate = False  # TFX's INFO chatter stays out of the terminal.
+    progress = _NodeProgress(metadata_path, config.pipeline_name, echo)
+    progress.start()
     beam_logger = logging.getLogger("apache_beam.runners.common")
     beam_logger.addFilter(_hide_gate_traceback)
     started = time.time()
@@ -137,8 +185,7 @@ def run_pipeline(config: Config, output_dir: str, echo: Printer = print, *, trai
         raise
     finally:
         beam_logger.removeFilter(_hide_gate_traceback)
-        absl_logger.removeHandler(handler)
-        absl_logger.level, absl_logger.propagate = previous
+        progress.stop()
     seconds = time.time() - started
     nodes, outputs = latest_outputs(metadata_path, config.pipeline_name)
     return RunResult(output_dir, metadata_path, seconds, nodes, outputs)
