@@ -73,7 +73,8 @@ class _NodeProgress(threading.Thread):
 
     def __init__(self, metadata_path: str, pipeline_name: str, echo: Printer, interval: float = 0.5):
         super().__init__(daemon=True)
-        self._path, self._prefix, self._echo, self._interval = metadata_path, f"{pipeline_name}.", echo, interval
+        self._path, self._prefix = metadata_path, f"{pipeline_name}."
+        self._echo, self._interval = echo, interval
         self._stopping = threading.Event()
         self._seen: dict[int, int] = {}  # Execution id -> last state printed.
         self._connection = None
