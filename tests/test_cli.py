@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import re
 
 import pyarrow.parquet as pq
 import pytest
@@ -106,6 +107,9 @@ def test_run_killed_in_training_resumes_trains_blesses_pushes_and_reuses_the_cac
     printed = capsys.readouterr().out
     # The Trainer resumed from its last completed epoch (BackupAndRestore), not from the start.
     assert "Epoch 10/10" in printed and "Epoch 1/10" not in printed
+    # Progress: a line per node as it is reused, starts and finishes (with its duration).
+    assert "  = Tuner reused from cache" in printed and "  > Trainer started" in printed
+    assert re.search(r"  < EdgePusher finished in \d+\.\ds", printed)
     nodes = (
         "ImageExampleGen",
         "StatisticsGen",
@@ -166,6 +170,7 @@ def test_run_killed_in_training_resumes_trains_blesses_pushes_and_reuses_the_cac
     rerun = capsys.readouterr().out
     for node in nodes[:10]:
         assert f"{node}: cached" in rerun
+        assert f"  = {node} reused from cache" in rerun
     # The Evaluator re-runs because its baseline (the latest blessed model) is now this model; the
     # push is idempotent, so no second version appears.
     assert len(glob.glob(str(out / "serving" / "cvpipe" / "[0-9]*"))) == 1
