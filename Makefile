@@ -1,7 +1,7 @@
 # The two commands of the README. Both set everything up from nothing (see .ci/bootstrap).
 export TF_USE_LEGACY_KERAS := 1
 export TF_ENABLE_ONEDNN_OPTS := 0
-export TF_CPP_MIN_LOG_LEVEL := 2
+export TF_CPP_MIN_LOG_LEVEL := 3
 DEMO ?= demo
 
 .PHONY: setup demo test lint bench

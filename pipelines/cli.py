@@ -9,7 +9,10 @@ import sys
 import warnings
 
 # TF_USE_LEGACY_KERAS and TF_ENABLE_ONEDNN_OPTS are set by pipelines/__init__.py, which runs first.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Quiet terminals: TensorFlow's C++ start-up lines (CUDA factories on a CPU machine) and the Google
+# client libraries' FutureWarnings, here and in the Beam worker processes that inherit the environment.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\..*")
 
 
@@ -297,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
-    logging.getLogger("absl").setLevel(logging.WARNING)
+    logging.getLogger("absl").setLevel(logging.ERROR)  # TFX's notices; results are printed below.
     from pipelines.config import ConfigError
 
     try:
