@@ -92,7 +92,7 @@ def _print_validation(result) -> None:
         return
     with open(os.path.join(checks_uri, CHECKS_FILE)) as f:
         checks = json.load(f)
-    gate = " (warn-only: training went ahead)" if checks["verdict"] == "fail" else ""
+    gate = " (gate: warn, so the run went on)" if checks["verdict"] == "fail" else ""
     print(f"Data validation: {checks['verdict'].upper()}{gate}: {checks['reason']}")
     for anomaly in checks["anomalies"]:
         print(f"  {anomaly['severity']:7} {anomaly['title']}: {anomaly['description']}")

@@ -78,8 +78,8 @@ class _NodeProgress(threading.Thread):
         self._stopping = threading.Event()
         self._seen: dict[int, int] = {}  # Execution id -> last state printed.
         self._connection = None
-        self._first_id = self._max_execution_id()
-        self._connection = None  # Each thread opens its own.
+        self._first_id = self._max_execution_id()  # Earlier runs' executions are not reported.
+        self._connection = None  # The polling thread opens its own connection.
 
     def _store(self):
         if self._connection is None:
