@@ -323,3 +323,27 @@ def test_report_opens_offline_in_chromium_and_shows_every_anomaly(bad_run, drift
     assert "FAIL: training blocked by the data gate" in text and "drifted" in text
     assert "label drifted from the previous span: L-infinity distance" in text
     assert "L-infinity" in text and "Jensen-Shannon" in text
+
+
+def test_cli_exits_3_with_the_gate_message_and_warn_only_prints_the_verdict(bad_run, tmp_path, capsys):
+    import yaml
+
+    from pipelines.cli import main
+
+    out, _, overrides = bad_run
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump(overrides))
+    args = ["run", "--output", str(out), "--config", str(config), "--validate-only"]
+    assert main(args) == 3
+    captured = capsys.readouterr()
+    assert captured.err.startswith("cvpipe data gate: the data failed validation")
+    assert "  - split_leakage [test/sha256]:" in captured.err and "\nReport: " in captured.err
+    assert "Traceback" not in captured.err + captured.out
+    assert "  ! DataGate failed after" in captured.out
+
+    config.write_text(yaml.safe_dump(merge(overrides, {"validation": {"gate": "warn"}})))
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "Data validation: FAIL (gate: warn, so the run went on): 5 error anomalies" in printed
+    assert "  error   split_leakage [test/sha256]: 1 test image(s) are byte-identical" in printed
+    assert "Report:    " in printed
