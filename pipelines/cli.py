@@ -84,7 +84,8 @@ def cmd_run(args) -> int:
 
 
 def _print_validation(result) -> None:
-    from components.validation_report.executor import CHECKS_FILE, REPORT_FILE
+    from components.data_checks.spec import CHECKS_FILE
+    from components.validation_report.spec import REPORT_FILE
     from pipelines.pipeline import DATA_CHECKS, VALIDATION_REPORT
 
     checks_uri = result.outputs.get(DATA_CHECKS, {}).get("checks", [None])[0]

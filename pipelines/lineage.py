@@ -16,6 +16,8 @@ import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
 
+from components.data_checks.spec import DataCheckResults
+from components.validation_report.spec import REPORT_FILE, ValidationReport
 from pipelines.runner import METADATA_FILE
 
 OUTPUT = metadata_store_pb2.Event.OUTPUT
@@ -23,8 +25,8 @@ INPUT = metadata_store_pb2.Event.INPUT
 DATA_TYPES = {
     "ExampleStatistics": "statistics",
     "ExampleAnomalies": "anomalies",
-    "cvpipe.DataCheckResults": "checks",
-    "cvpipe.ValidationReport": "report",
+    DataCheckResults.TYPE_NAME: "checks",
+    ValidationReport.TYPE_NAME: "report",
 }
 
 
@@ -182,7 +184,7 @@ def _data_validation(graph: _Graph, examples) -> dict[str, Any]:
                         found[key] = out
     result = {key: artifact.uri for key, artifact in found.items()}
     if "report" in found:
-        result["report"] = os.path.join(found["report"].uri, "index.html")
+        result["report"] = os.path.join(found["report"].uri, REPORT_FILE)
     if "checks" in found:
         result["validation_verdict"] = _prop(found["checks"], "verdict")
     return result

@@ -22,6 +22,7 @@ from tfx.orchestration import metadata as tfx_metadata
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from components.data_checks.executor import DataGateError
+from components.data_checks.spec import GATE_MARKER
 from components.image_example_gen import discovery as discovery_lib
 from components.image_example_gen.ingest import ingest
 from pipelines.config import Config
@@ -31,7 +32,6 @@ Printer = Callable[[str], None]
 METADATA_FILE = "metadata.sqlite"
 PIPELINE_ROOT = "pipeline_root"
 SERVING_DIR = "serving"
-GATE_MARKER = "cvpipe data gate:"
 
 
 def resolve_input(config: Config) -> tuple[discovery_lib.Discovery, int]:

@@ -47,3 +47,17 @@ def test_tflite_and_model_readme_snippets_run(capsys):
         exec(block, {})
     out = capsys.readouterr().out
     assert "True" in out and "(2, 3)" in out
+
+
+def test_data_checks_and_report_readme_snippets_run(capsys):
+    (block,) = python_blocks("components/data_checks/README.md")
+    exec(block, {})
+    assert capsys.readouterr().out.splitlines() == [
+        "error min_class_count [train/label]",
+        "error split_leakage [test/sha256]",
+        "error label_not_in_train [test/label]",
+        "True",
+    ]
+    (block,) = python_blocks("components/validation_report/README.md")
+    exec(block, {})
+    assert capsys.readouterr().out == "True False\n"

@@ -15,27 +15,28 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from components.data_checks import spec
 from components.data_checks.checks import CheckOptions
 from components.data_checks.executor import ChecksExecutor, GateExecutor
+from components.data_checks.spec import DataCheckResults
 from components.image_example_gen.component import ImageCatalog
-from components.validation_report.component import DataCheckResults, ValidationReport
+from components.validation_report.spec import ValidationReport
 
 
 class DataChecksSpec(types.ComponentSpec):
     PARAMETERS = {
-        "options": ExecutionParameter(type=str),
-        # Statistics artifact URI of a previous span; "" = no drift comparison.
-        "baseline_statistics": ExecutionParameter(type=str, optional=True),
-        "baseline_span": ExecutionParameter(type=int, optional=True),
+        spec.OPTIONS_KEY: ExecutionParameter(type=str),
+        spec.BASELINE_STATISTICS_KEY: ExecutionParameter(type=str, optional=True),
+        spec.BASELINE_SPAN_KEY: ExecutionParameter(type=int, optional=True),
     }
     INPUTS = {
-        "examples": ChannelParameter(type=standard_artifacts.Examples),
-        "catalog": ChannelParameter(type=ImageCatalog),
-        "statistics": ChannelParameter(type=standard_artifacts.ExampleStatistics),
-        "schema": ChannelParameter(type=standard_artifacts.Schema),
-        "anomalies": ChannelParameter(type=standard_artifacts.ExampleAnomalies),
+        spec.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
+        spec.CATALOG_KEY: ChannelParameter(type=ImageCatalog),
+        spec.STATISTICS_KEY: ChannelParameter(type=standard_artifacts.ExampleStatistics),
+        spec.SCHEMA_KEY: ChannelParameter(type=standard_artifacts.Schema),
+        spec.ANOMALIES_KEY: ChannelParameter(type=standard_artifacts.ExampleAnomalies),
     }
-    OUTPUTS = {"checks": ChannelParameter(type=DataCheckResults)}
+    OUTPUTS = {spec.CHECKS_KEY: ChannelParameter(type=DataCheckResults)}
 
 
 class DataChecks(base_component.BaseComponent):
@@ -55,15 +56,17 @@ class DataChecks(base_component.BaseComponent):
     ):
         super().__init__(
             DataChecksSpec(
-                examples=examples,
-                catalog=catalog,
-                statistics=statistics,
-                schema=schema,
-                anomalies=anomalies,
-                options=json.dumps(options.to_dict(), sort_keys=True),
-                baseline_statistics=baseline_statistics or "",
-                baseline_span=baseline_span,
-                checks=types.Channel(type=DataCheckResults),
+                **{
+                    spec.EXAMPLES_KEY: examples,
+                    spec.CATALOG_KEY: catalog,
+                    spec.STATISTICS_KEY: statistics,
+                    spec.SCHEMA_KEY: schema,
+                    spec.ANOMALIES_KEY: anomalies,
+                    spec.OPTIONS_KEY: json.dumps(options.to_dict(), sort_keys=True),
+                    spec.BASELINE_STATISTICS_KEY: baseline_statistics or "",
+                    spec.BASELINE_SPAN_KEY: baseline_span,
+                    spec.CHECKS_KEY: types.Channel(type=DataCheckResults),
+                }
             )
         )
 
@@ -71,10 +74,10 @@ class DataChecks(base_component.BaseComponent):
 class DataGateSpec(types.ComponentSpec):
     PARAMETERS = {}
     INPUTS = {
-        "checks": ChannelParameter(type=DataCheckResults),
-        "report": ChannelParameter(type=ValidationReport),
+        spec.CHECKS_KEY: ChannelParameter(type=DataCheckResults),
+        spec.REPORT_KEY: ChannelParameter(type=ValidationReport),
     }
-    OUTPUTS = {"gate": ChannelParameter(type=standard_artifacts.InfraBlessing)}
+    OUTPUTS = {spec.GATE_KEY: ChannelParameter(type=standard_artifacts.InfraBlessing)}
 
 
 class DataGate(base_component.BaseComponent):

@@ -11,8 +11,8 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
 from components.data_checks import checks as checks_lib
-from components.data_checks import readers
-from components.validation_report.executor import CHECKS_FILE, REPORT_FILE
+from components.data_checks import readers, spec
+from components.validation_report.spec import REPORT_FILE
 
 
 class DataGateError(RuntimeError):
@@ -64,20 +64,20 @@ def run_checks(
 
 class ChecksExecutor(base_executor.BaseExecutor):
     def Do(self, input_dict, output_dict, exec_properties):
-        examples = artifact_utils.get_single_instance(input_dict["examples"])
-        out = artifact_utils.get_single_instance(output_dict["checks"])
-        options = checks_lib.CheckOptions.from_dict(json.loads(exec_properties["options"]))
+        examples = artifact_utils.get_single_instance(input_dict[spec.EXAMPLES_KEY])
+        out = artifact_utils.get_single_instance(output_dict[spec.CHECKS_KEY])
+        options = checks_lib.CheckOptions.from_dict(json.loads(exec_properties[spec.OPTIONS_KEY]))
         result = run_checks(
-            catalog_uri=artifact_utils.get_single_uri(input_dict["catalog"]),
-            statistics_uri=artifact_utils.get_single_uri(input_dict["statistics"]),
-            schema_uri=artifact_utils.get_single_uri(input_dict["schema"]),
-            anomalies_uri=artifact_utils.get_single_uri(input_dict["anomalies"]),
+            catalog_uri=artifact_utils.get_single_uri(input_dict[spec.CATALOG_KEY]),
+            statistics_uri=artifact_utils.get_single_uri(input_dict[spec.STATISTICS_KEY]),
+            schema_uri=artifact_utils.get_single_uri(input_dict[spec.SCHEMA_KEY]),
+            anomalies_uri=artifact_utils.get_single_uri(input_dict[spec.ANOMALIES_KEY]),
             options=options,
             span=examples.span,
-            baseline_statistics=exec_properties.get("baseline_statistics") or "",
-            baseline_span=exec_properties.get("baseline_span"),
+            baseline_statistics=exec_properties.get(spec.BASELINE_STATISTICS_KEY) or "",
+            baseline_span=exec_properties.get(spec.BASELINE_SPAN_KEY),
         )
-        with tf.io.gfile.GFile(os.path.join(out.uri, CHECKS_FILE), "w") as f:
+        with tf.io.gfile.GFile(os.path.join(out.uri, spec.CHECKS_FILE), "w") as f:
             json.dump(result, f, indent=2, sort_keys=True)
         out.set_string_custom_property("verdict", result["verdict"])
         out.set_int_custom_property("blocks_training", int(result["blocks_training"]))
@@ -86,7 +86,9 @@ class ChecksExecutor(base_executor.BaseExecutor):
 
 def gate_message(result: dict, report_path: str | None) -> str:
     blocking = [a for a in result["anomalies"] if a["severity"] == checks_lib.ERROR]
-    lines = [f"cvpipe data gate: the data failed validation, so training did not start ({result['reason']})."]
+    lines = [
+        f"{spec.GATE_MARKER} the data failed validation, so training did not start ({result['reason']})."
+    ]
     lines += [f"  - {a['title']}: {a['description']}" for a in blocking]
     if report_path:
         lines.append(f"Report: {report_path}")
@@ -96,10 +98,10 @@ def gate_message(result: dict, report_path: str | None) -> str:
 
 class GateExecutor(base_executor.BaseExecutor):
     def Do(self, input_dict, output_dict, exec_properties):
-        checks_uri = artifact_utils.get_single_uri(input_dict["checks"])
-        report_uri = artifact_utils.get_single_uri(input_dict["report"])
-        out = artifact_utils.get_single_instance(output_dict["gate"])
-        with tf.io.gfile.GFile(os.path.join(checks_uri, CHECKS_FILE)) as f:
+        checks_uri = artifact_utils.get_single_uri(input_dict[spec.CHECKS_KEY])
+        report_uri = artifact_utils.get_single_uri(input_dict[spec.REPORT_KEY])
+        out = artifact_utils.get_single_instance(output_dict[spec.GATE_KEY])
+        with tf.io.gfile.GFile(os.path.join(checks_uri, spec.CHECKS_FILE)) as f:
             result = json.load(f)
         if result["blocks_training"]:
             raise DataGateError(gate_message(result, os.path.join(report_uri, REPORT_FILE)))

@@ -11,36 +11,28 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from components.data_checks import spec as checks_spec
+from components.data_checks.spec import DataCheckResults
 from components.image_example_gen.component import ImageCatalog
+from components.validation_report import spec
 from components.validation_report.executor import Executor
-
-
-class ValidationReport(types.Artifact):
-    """index.html: the self-contained data-validation report."""
-
-    TYPE_NAME = "cvpipe.ValidationReport"
-
-
-class DataCheckResults(types.Artifact):
-    """checks.json: every anomaly (cvpipe's, TFDV's, drift), the drift table and the verdict."""
-
-    TYPE_NAME = "cvpipe.DataCheckResults"
+from components.validation_report.spec import ValidationReport
 
 
 class ValidationReportGenSpec(types.ComponentSpec):
     PARAMETERS = {
-        "pipeline_name": ExecutionParameter(type=str),
-        "thumbnails_per_class": ExecutionParameter(type=int),
-        "max_thumbnail_classes": ExecutionParameter(type=int),
+        spec.PIPELINE_NAME_KEY: ExecutionParameter(type=str),
+        spec.THUMBNAILS_PER_CLASS_KEY: ExecutionParameter(type=int),
+        spec.MAX_THUMBNAIL_CLASSES_KEY: ExecutionParameter(type=int),
     }
     INPUTS = {
-        "examples": ChannelParameter(type=standard_artifacts.Examples),
-        "catalog": ChannelParameter(type=ImageCatalog),
-        "statistics": ChannelParameter(type=standard_artifacts.ExampleStatistics),
-        "schema": ChannelParameter(type=standard_artifacts.Schema),
-        "checks": ChannelParameter(type=DataCheckResults),
+        checks_spec.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
+        checks_spec.CATALOG_KEY: ChannelParameter(type=ImageCatalog),
+        checks_spec.STATISTICS_KEY: ChannelParameter(type=standard_artifacts.ExampleStatistics),
+        checks_spec.SCHEMA_KEY: ChannelParameter(type=standard_artifacts.Schema),
+        checks_spec.CHECKS_KEY: ChannelParameter(type=DataCheckResults),
     }
-    OUTPUTS = {"report": ChannelParameter(type=ValidationReport)}
+    OUTPUTS = {spec.REPORT_KEY: ChannelParameter(type=ValidationReport)}
 
 
 class ValidationReportGen(base_component.BaseComponent):
@@ -60,14 +52,16 @@ class ValidationReportGen(base_component.BaseComponent):
     ):
         super().__init__(
             ValidationReportGenSpec(
-                examples=examples,
-                catalog=catalog,
-                statistics=statistics,
-                schema=schema,
-                checks=checks,
-                pipeline_name=pipeline_name,
-                thumbnails_per_class=thumbnails_per_class,
-                max_thumbnail_classes=max_thumbnail_classes,
-                report=types.Channel(type=ValidationReport),
+                **{
+                    checks_spec.EXAMPLES_KEY: examples,
+                    checks_spec.CATALOG_KEY: catalog,
+                    checks_spec.STATISTICS_KEY: statistics,
+                    checks_spec.SCHEMA_KEY: schema,
+                    checks_spec.CHECKS_KEY: checks,
+                    spec.PIPELINE_NAME_KEY: pipeline_name,
+                    spec.THUMBNAILS_PER_CLASS_KEY: thumbnails_per_class,
+                    spec.MAX_THUMBNAIL_CLASSES_KEY: max_thumbnail_classes,
+                    spec.REPORT_KEY: types.Channel(type=ValidationReport),
+                }
             )
         )

@@ -12,10 +12,9 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
 from components.data_checks import readers
+from components.data_checks import spec as checks_spec
+from components.validation_report import spec
 from components.validation_report.render import ReportInputs, render_report, sample_thumbnails
-
-CHECKS_FILE = "checks.json"
-REPORT_FILE = "index.html"
 
 
 def build_report(
@@ -31,7 +30,7 @@ def build_report(
     max_thumbnail_classes: int = 60,
 ) -> str:
     """Renders the report of one run's artifacts to ``out_path``; returns the path."""
-    with tf.io.gfile.GFile(os.path.join(checks_uri, CHECKS_FILE)) as f:
+    with tf.io.gfile.GFile(os.path.join(checks_uri, checks_spec.CHECKS_FILE)) as f:
         checks = json.load(f)
     splits = readers.split_names(statistics_uri)
     ordered = sorted(splits, key=lambda s: (s != "train", s))
@@ -62,16 +61,16 @@ def build_report(
 
 class Executor(base_executor.BaseExecutor):
     def Do(self, input_dict, output_dict, exec_properties):
-        out = artifact_utils.get_single_instance(output_dict["report"])
+        out = artifact_utils.get_single_instance(output_dict[spec.REPORT_KEY])
         path = build_report(
-            examples_uri=artifact_utils.get_single_uri(input_dict["examples"]),
-            catalog_uri=artifact_utils.get_single_uri(input_dict["catalog"]),
-            statistics_uri=artifact_utils.get_single_uri(input_dict["statistics"]),
-            schema_uri=artifact_utils.get_single_uri(input_dict["schema"]),
-            checks_uri=artifact_utils.get_single_uri(input_dict["checks"]),
-            out_path=os.path.join(out.uri, REPORT_FILE),
-            pipeline_name=exec_properties["pipeline_name"],
-            thumbnails_per_class=exec_properties["thumbnails_per_class"],
-            max_thumbnail_classes=exec_properties["max_thumbnail_classes"],
+            examples_uri=artifact_utils.get_single_uri(input_dict[checks_spec.EXAMPLES_KEY]),
+            catalog_uri=artifact_utils.get_single_uri(input_dict[checks_spec.CATALOG_KEY]),
+            statistics_uri=artifact_utils.get_single_uri(input_dict[checks_spec.STATISTICS_KEY]),
+            schema_uri=artifact_utils.get_single_uri(input_dict[checks_spec.SCHEMA_KEY]),
+            checks_uri=artifact_utils.get_single_uri(input_dict[checks_spec.CHECKS_KEY]),
+            out_path=os.path.join(out.uri, spec.REPORT_FILE),
+            pipeline_name=exec_properties[spec.PIPELINE_NAME_KEY],
+            thumbnails_per_class=exec_properties[spec.THUMBNAILS_PER_CLASS_KEY],
+            max_thumbnail_classes=exec_properties[spec.MAX_THUMBNAIL_CLASSES_KEY],
         )
         logging.info("ValidationReportGen: wrote %s", path)
