@@ -13,7 +13,7 @@ import warnings
 # client libraries' FutureWarnings, here and in the Beam worker processes that inherit the environment.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
-warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\..*")
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"(google|kfp)\..*")
 
 
 def _config(args, **input_overrides):
@@ -134,7 +134,7 @@ def cmd_compile(args) -> int:
 
 
 def cmd_submit(args) -> int:
-    from pipelines.kubeflow import plan_submission, submit
+    from pipelines.kubeflow import SubmitError, plan_submission, submit
 
     params = {}
     for item in args.param:
@@ -163,7 +163,11 @@ def cmd_submit(args) -> int:
         print(f"Dry run: {args.pipeline_file} is a valid PipelineSpec; would upload it and start:")
         print(json.dumps(request, indent=2, sort_keys=True))
         return 0
-    ids = submit(args.pipeline_file, plan)
+    try:
+        ids = submit(args.pipeline_file, plan)
+    except SubmitError as e:
+        print(f"cvpipe: error: {e}", file=sys.stderr)
+        return 1
     print(f"Submitted {plan.pipeline_name!r} to {plan.host}: run {plan.run_name!r}")
     for key, value in ids.items():
         print(f"  {key}: {value}")

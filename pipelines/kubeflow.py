@@ -237,8 +237,29 @@ def kfp_client(host: str, namespace: str | None):
     return kfp.Client(host=host, existing_token=token, namespace=namespace or "kubeflow")
 
 
+class SubmitError(RuntimeError):
+    """Kubeflow Pipelines could not be reached or refused a request; the message says which."""
+
+
 def submit(path: str, plan: Submission, *, version_name: str | None = None) -> dict[str, str]:
     """Uploads the pipeline (or a new version of it) and starts a run; returns the ids."""
+    import kfp_server_api
+    import urllib3
+
+    try:
+        return _submit(path, plan, version_name)
+    except urllib3.exceptions.HTTPError as e:
+        raise SubmitError(
+            f"could not reach Kubeflow Pipelines at {plan.host}: {e.__class__.__name__}"
+        ) from None
+    except kfp_server_api.ApiException as e:
+        body = (e.body or "").strip().replace("\n", " ")[:300]
+        raise SubmitError(
+            f"Kubeflow Pipelines at {plan.host} refused the request: {e.status} {e.reason} {body}"
+        ) from None
+
+
+def _submit(path: str, plan: Submission, version_name: str | None) -> dict[str, str]:
     client = kfp_client(plan.host, plan.namespace)
     pipeline_id = client.get_pipeline_id(plan.pipeline_name)
     version = version_name or plan.run_name

@@ -116,6 +116,7 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
 
     requests: list = []
     pipelines: dict = {}
+    refuse: bool = False  # Answer every POST with 403, as an API server without the right token.
 
     def log_message(self, *args):
         pass
@@ -158,6 +159,13 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         url, _ = self._record()
+        if self.refuse:
+            data = b'{"error": "token has no access to namespace kubeflow", "code": 7}'
+            self.send_response(403)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            return self.wfile.write(data)
         if url.path == "/apis/v2beta1/pipelines/upload":
             self.pipelines["cvpipe"] = "pipeline-1"
             return self._reply({"pipeline_id": "pipeline-1", "display_name": "cvpipe"})
@@ -174,6 +182,7 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
 def kfp_server():
     _Recorder.requests = []
     _Recorder.pipelines = {}
+    _Recorder.refuse = False
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -254,3 +263,22 @@ def test_dockerfile_matches_the_pins_and_the_compiled_paths(compiled):
         schema_file.runtime_value.constant_value.string_value
         == f"{nodes.IMAGE_SOURCE_DIR}/schemas/schema.pbtxt"
     )
+
+
+def test_submit_reports_an_unreachable_or_refusing_server_clearly(compiled, kfp_server, monkeypatch, capsys):
+    host, recorder = kfp_server
+    monkeypatch.setenv("HOME", os.path.dirname(compiled))
+    recorder.refuse = True
+    assert main(["submit", compiled, "--host", host]) == 1
+    err = capsys.readouterr().err
+    assert f"cvpipe: error: Kubeflow Pipelines at {host} refused the request: 403" in err
+    assert "token has no access" in err and "Traceback" not in err
+
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    assert main(["submit", compiled, "--host", f"http://127.0.0.1:{port}"]) == 1
+    err = capsys.readouterr().err
+    assert f"cvpipe: error: could not reach Kubeflow Pipelines at http://127.0.0.1:{port}" in err
