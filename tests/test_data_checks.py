@@ -190,6 +190,8 @@ def test_warn_only_gate_lets_the_same_data_through(bad_run):
     checks_uri = result.outputs["DataChecks"]["checks"][0]
     with open(os.path.join(checks_uri, "checks.json")) as f:
         assert json.load(f)["verdict"] == "fail"
+    report = os.path.join(result.outputs["ValidationReport"]["report"][0], "index.html")
+    assert "FAIL: the gate is warn-only, so the run went on" in open(report, encoding="utf-8").read()
 
 
 def test_report_command_renders_an_existing_run(bad_run, tmp_path):

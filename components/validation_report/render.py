@@ -229,7 +229,7 @@ def _header(inputs: ReportInputs) -> str:
     elif checks.get("blocks_training"):
         headline = "FAIL: training blocked by the data gate"
     else:
-        headline = "FAIL: the gate is warn-only, so training continued"
+        headline = "FAIL: the gate is warn-only, so the run went on"
     summary = checks.get("summary", {})
     facts = [
         ("Dataset", inputs.dataset or summary.get("root", "")),
