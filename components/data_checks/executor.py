@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -56,7 +57,7 @@ def run_checks(
         "span": span,
         "options": options.to_dict(),
         "summary": summary,
-        "anomalies": [a.__dict__ | {"title": a.title} for a in found],
+        "anomalies": [dataclasses.asdict(a) | {"title": a.title} for a in found],
         "drift": drift,
         **checks_lib.decide(found, options.gate),
     }
