@@ -128,8 +128,8 @@ def cmd_compile(args) -> int:
         default = json_format.MessageToDict(parameter).get("defaultValue")
         if isinstance(default, float) and default.is_integer():
             default = int(default)
-        shown = json.dumps(default) if len(json.dumps(default)) <= 60 else json.dumps(default)[:57] + "..."
-        print(f"    {name} = {shown}")
+        shown = json.dumps(default)
+        print(f"    {name} = {shown if len(shown) <= 60 else shown[:57] + '...'}")
     return 0
 
 
@@ -143,7 +143,7 @@ def cmd_submit(args) -> int:
             print(f"cvpipe: error: --param {item!r}: expected NAME=VALUE", file=sys.stderr)
             return 2
         params[name] = value
-    _, plan = plan_submission(
+    plan = plan_submission(
         args.pipeline_file,
         host=args.host,
         experiment=args.experiment,

@@ -14,7 +14,6 @@ import copy
 import dataclasses
 import json
 import os
-import tempfile
 from typing import Any
 
 import yaml
@@ -26,7 +25,6 @@ INPUT_BASE = "input_base"
 SPAN = "span"
 MODEL_CONFIG = "model_config"
 BASELINE_STATISTICS = "baseline_statistics"
-RUNTIME_PARAMETERS = (INPUT_BASE, SPAN, MODEL_CONFIG, BASELINE_STATISTICS)
 
 # `--param NAME=VALUE` shortcuts that edit one field of model_config.
 MODEL_CONFIG_SHORTCUTS = {
@@ -47,10 +45,17 @@ class RuntimeParameters:
     model_config: Any
     baseline_statistics: Any
 
+    def defaults(self) -> dict[str, Any]:
+        parameters = (getattr(self, field.name) for field in dataclasses.fields(self))
+        return {parameter.name: parameter.default for parameter in parameters}
+
     @classmethod
-    def from_config(cls, config: Config, model_config: dict) -> "RuntimeParameters":
+    def from_config(cls, config: Config) -> "RuntimeParameters":
         from tfx import v1 as tfx
 
+        from pipelines.pipeline import module_config
+
+        model_config = module_config(config)
         parameter = tfx.dsl.experimental.RuntimeParameter
         return cls(
             input_base=parameter(name=INPUT_BASE, ptype=str, default=config.input.images),
@@ -79,23 +84,18 @@ def compile_pipeline(
     if not output.endswith((".json", ".yaml", ".yml")):
         raise ConfigError(f"--output must end in .json, .yaml or .yml, got {output}")
     root = pipeline_root or f"gs://{config.pipeline_name}-pipeline-root"
+    runtime = RuntimeParameters.from_config(config)
     pipeline = create_pipeline(
         config,
         pipeline_root=root,
         serving_dir=f"{root.rstrip('/')}/serving",
-        kubeflow=True,
+        runtime=runtime,
     )
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
-        config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image),
-        output_dir=None,
+        config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image)
     )
-    with tempfile.TemporaryDirectory() as scratch:
-        runner._output_dir = scratch  # run() writes the PipelineJob there; we keep its spec.
-        job = runner.run(pipeline, write_out=False)
-    from pipelines.pipeline import _module_config
-
-    runtime = RuntimeParameters.from_config(config, _module_config(config))
-    spec = pipeline_spec_from_job(job, {p.name: p.default for p in dataclasses.astuple(runtime)})
+    job = runner.run(pipeline, write_out=False)  # The PipelineJob as a dict; we keep its spec.
+    spec = pipeline_spec_from_job(job, runtime.defaults())
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w", encoding="utf-8") as f:
         if output.endswith(".json"):
@@ -208,14 +208,14 @@ def plan_submission(
     params: dict[str, str],
     namespace: str | None = None,
     run_name: str | None = None,
-) -> tuple[Any, Submission]:
+) -> Submission:
     """Validates the compiled file and the parameters; what `submit` would send."""
     import datetime
 
     spec = load_spec(path)
     name = spec.pipeline_info.name
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return spec, Submission(
+    return Submission(
         host=host,
         pipeline_name=name,
         experiment=experiment,

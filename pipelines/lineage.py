@@ -12,16 +12,13 @@ import json
 import os
 from typing import Any
 
-import ml_metadata as mlmd
-from ml_metadata.proto import metadata_store_pb2
-from tfx.orchestration import metadata as tfx_metadata
-
 from components.data_checks.spec import DataCheckResults
 from components.validation_report.spec import REPORT_FILE, ValidationReport
+from pipelines import metadata
+from pipelines.metadata import INPUT, OUTPUT
+from pipelines.pipeline import EDGE_PUSHER, PUSHER
 from pipelines.runner import METADATA_FILE
 
-OUTPUT = metadata_store_pb2.Event.OUTPUT
-INPUT = metadata_store_pb2.Event.INPUT
 DATA_TYPES = {
     "ExampleStatistics": "statistics",
     "ExampleAnomalies": "anomalies",
@@ -34,7 +31,7 @@ class _Graph:
     """Small helpers over one ML Metadata store."""
 
     def __init__(self, metadata_path: str):
-        self.store = mlmd.MetadataStore(tfx_metadata.sqlite_metadata_connection_config(metadata_path))
+        self.store = metadata.open_store(metadata_path)
         self.type_names = {t.id: t.name for t in self.store.get_artifact_types()}
 
     def type_name(self, artifact) -> str:
@@ -54,13 +51,7 @@ class _Graph:
         return self.store.get_executions_by_id(ids) if ids else []
 
     def artifacts(self, execution, event_type) -> dict[str, list]:
-        events = [e for e in self.store.get_events_by_execution_ids([execution.id]) if e.type == event_type]
-        found = {a.id: a for a in self.store.get_artifacts_by_id([e.artifact_id for e in events])}
-        by_key: dict[str, list] = {}
-        for event in events:
-            key = event.path.steps[0].key if event.path.steps else ""
-            by_key.setdefault(key, []).append(found[event.artifact_id])
-        return by_key
+        return metadata.artifacts_by_key(self.store, execution.id, event_type)
 
     def node(self, execution) -> str:
         """The pipeline node id of an execution (its "node" context is named PIPELINE.NODE)."""
@@ -100,7 +91,7 @@ def _pushed(graph: _Graph, target: str):
     exact = [a for a in pushed if os.path.realpath(str(_prop(a, "pushed_destination") or "")) == real]
     if exact:
         return max(exact, key=lambda a: a.id)
-    serving = [a for a in pushed if graph.node(graph.producer(a)) == "ServingPusher"]
+    serving = [a for a in pushed if graph.node(graph.producer(a)) == PUSHER]
     if not serving:
         raise FileNotFoundError(f"{target}: no pushed model recorded in ML Metadata")
     if os.path.exists(os.path.join(target, METADATA_FILE)):
@@ -113,7 +104,7 @@ def lineage(target: str) -> dict[str, Any]:
     pushed = _pushed(graph, target)
     push = graph.producer(pushed)
     info: dict[str, Any] = {}
-    if graph.node(push) == "EdgePusher":
+    if graph.node(push) == EDGE_PUSHER:
         info["edge_model"] = _prop(pushed, "pushed_destination")
         inputs = graph.artifacts(push, INPUT)
         serving = inputs["pushed_model"][0]

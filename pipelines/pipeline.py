@@ -93,7 +93,7 @@ def eval_config(config: Config) -> tfma.EvalConfig:
     )
 
 
-def _module_config(config: Config) -> dict:
+def module_config(config: Config) -> dict:
     model = dataclasses.asdict(config.model)
     model["channels"] = config.ingest.channels
     return {
@@ -118,7 +118,7 @@ def model_components(
     ``model_config`` (a RuntimeParameter on Kubeflow) replaces the settings taken from ``config``.
     """
     examples = example_gen.outputs["examples"]
-    custom_config = _module_config(config)
+    custom_config = module_config(config)
     components = []
     hyperparameters = None
     if config.tuning.enabled:
@@ -270,7 +270,7 @@ def create_pipeline(
     serving_dir: str | None = None,
     baseline_statistics: str | None = None,
     baseline_span: int | None = None,
-    kubeflow: bool = False,
+    runtime=None,
 ) -> tfx.dsl.Pipeline:
     """Builds the cvpipe pipeline from a validated config.
 
@@ -278,8 +278,8 @@ def create_pipeline(
     Kubeflow, provide its own). ``serving_dir`` adds the model half (tuning, training,
     evaluation, push to ``serving_dir/<model_name>/<version>``); without it the pipeline stops
     after data validation. ``baseline_statistics`` (a previous span's statistics artifact URI)
-    turns on the drift comparison. ``kubeflow`` makes input, span, model settings and baseline
-    runtime parameters (see pipelines/kubeflow.py).
+    turns on the drift comparison. ``runtime`` (kubeflow.RuntimeParameters) makes input, span,
+    model settings and baseline runtime parameters, for the Kubeflow compiler.
     """
     metadata = (
         tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path) if metadata_path else None
@@ -293,15 +293,9 @@ def create_pipeline(
             serving_dir=serving_dir,
             baseline_statistics=baseline_statistics,
             baseline_span=baseline_span,
-            runtime=_runtime_parameters(config) if kubeflow else None,
+            runtime=runtime,
         ),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata,
         beam_pipeline_args=list(config.beam.args),
     )
-
-
-def _runtime_parameters(config: Config):
-    from pipelines.kubeflow import RuntimeParameters
-
-    return RuntimeParameters.from_config(config, _module_config(config))

@@ -14,17 +14,16 @@ import time
 from typing import Callable
 
 import apache_beam as beam
-import ml_metadata as mlmd
 from apache_beam.options.pipeline_options import PipelineOptions
 from ml_metadata.proto import metadata_store_pb2
 from ml_metadata.proto.metadata_store_pb2 import Execution
-from tfx.orchestration import metadata as tfx_metadata
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from components.data_checks.executor import DataGateError
 from components.data_checks.spec import GATE_MARKER
 from components.image_example_gen import discovery as discovery_lib
 from components.image_example_gen.ingest import ingest
+from pipelines import metadata
 from pipelines.config import Config
 from pipelines.pipeline import STATISTICS_GEN, create_pipeline
 
@@ -73,7 +72,7 @@ class _NodeProgress(threading.Thread):
 
     def __init__(self, metadata_path: str, pipeline_name: str, echo: Printer, interval: float = 0.5):
         super().__init__(daemon=True)
-        self._path, self._prefix = metadata_path, f"{pipeline_name}."
+        self._path, self._pipeline_name = metadata_path, pipeline_name
         self._echo, self._interval = echo, interval
         self._stopping = threading.Event()
         self._seen: dict[int, int] = {}  # Execution id -> last state printed.
@@ -85,9 +84,7 @@ class _NodeProgress(threading.Thread):
         if self._connection is None:
             if not os.path.exists(self._path):
                 raise FileNotFoundError(self._path)
-            config = tfx_metadata.sqlite_metadata_connection_config(self._path)
-            config.sqlite.connection_mode = config.sqlite.READONLY  # Never creates or migrates.
-            self._connection = mlmd.MetadataStore(config)
+            self._connection = metadata.open_store(self._path, readonly=True)
         return self._connection
 
     def _max_execution_id(self) -> int:
@@ -110,13 +107,12 @@ class _NodeProgress(threading.Thread):
 
     def poll(self) -> None:
         try:
-            store = self._store()
-            nodes = {}
-            for context in store.get_contexts_by_type("node"):
-                if context.name.startswith(self._prefix):
-                    for execution in store.get_executions_by_context(context.id):
-                        if execution.id > self._first_id:
-                            nodes[execution.id] = (context.name[len(self._prefix) :], execution)
+            nodes = {
+                execution.id: (node, execution)
+                for node, executions in metadata.node_executions(self._store(), self._pipeline_name).items()
+                for execution in executions
+                if execution.id > self._first_id
+            }
         except Exception:  # noqa: BLE001 - the store is busy or not created yet: next tick.
             return
         for execution_id in sorted(nodes):
@@ -157,11 +153,13 @@ def run_pipeline(config: Config, output_dir: str, echo: Printer = print, *, trai
     found, span = resolve_input(config)
     echo(f"Input: {len(found.candidates)} files under {found.root} (span {span})")
     metadata_path = os.path.join(output_dir, METADATA_FILE)
-    baseline, baseline_span = previous_span_statistics(metadata_path, config.pipeline_name, span)
+    baseline, baseline_span = None, None  # A configured baseline is applied by create_pipeline.
     if config.validation.baseline_statistics:
         echo(f"Drift baseline: {config.validation.baseline_statistics} (from the config)")
-    elif baseline:
-        echo(f"Drift baseline: span {baseline_span} statistics ({baseline})")
+    else:
+        baseline, baseline_span = previous_span_statistics(metadata_path, config.pipeline_name, span)
+        if baseline:
+            echo(f"Drift baseline: span {baseline_span} statistics ({baseline})")
     pipeline = create_pipeline(
         config,
         pipeline_root=os.path.join(output_dir, PIPELINE_ROOT),
@@ -196,7 +194,7 @@ def previous_span_statistics(metadata_path: str, pipeline_name: str, span: int):
     """(URI, span) of the newest statistics of the latest span before ``span``, or (None, None)."""
     if not os.path.exists(metadata_path):
         return None, None
-    store = mlmd.MetadataStore(tfx_metadata.sqlite_metadata_connection_config(metadata_path))
+    store = metadata.open_store(metadata_path)
     context = store.get_context_by_type_and_name("node", f"{pipeline_name}.{STATISTICS_GEN}")
     if context is None:
         return None, None
@@ -217,37 +215,22 @@ def previous_span_statistics(metadata_path: str, pipeline_name: str, span: int):
 
 def latest_outputs(metadata_path: str, pipeline_name: str):
     """For each node of the pipeline, its latest successful execution's state and output URIs."""
-    store = mlmd.MetadataStore(tfx_metadata.sqlite_metadata_connection_config(metadata_path))
+    store = metadata.open_store(metadata_path)
     states, outputs = {}, {}
-    for context in store.get_contexts_by_type("node"):
-        prefix = f"{pipeline_name}."
-        if not context.name.startswith(prefix):
+    for node, executions in metadata.node_executions(store, pipeline_name).items():
+        done = [e for e in executions if e.last_known_state in (Execution.COMPLETE, Execution.CACHED)]
+        if not done:
             continue
-        node = context.name[len(prefix) :]
-        executions = [
-            e
-            for e in store.get_executions_by_context(context.id)
-            if e.last_known_state
-            in (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
-        ]
-        if not executions:
-            continue
-        latest = max(executions, key=lambda e: e.id)
-        states[node] = "cached" if latest.last_known_state == metadata_store_pb2.Execution.CACHED else "ran"
-        events = store.get_events_by_execution_ids([latest.id])
-        output_events = [e for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
-        artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in output_events])}
-        by_key: dict[str, list[str]] = {}
-        for event in output_events:
-            key = event.path.steps[0].key if event.path.steps else "output"
-            by_key.setdefault(key, []).append(artifacts[event.artifact_id].uri)
-        outputs[node] = by_key
+        latest = done[-1]
+        states[node] = "cached" if latest.last_known_state == Execution.CACHED else "ran"
+        by_key = metadata.artifacts_by_key(store, latest.id, metadata.OUTPUT)
+        outputs[node] = {key: [a.uri for a in artifacts] for key, artifacts in by_key.items()}
     return states, outputs
 
 
 def pushed_destination(metadata_path: str, pushed_uri: str) -> str | None:
     """Where a ServingPusher artifact pushed to, or None when it did not push."""
-    store = mlmd.MetadataStore(tfx_metadata.sqlite_metadata_connection_config(metadata_path))
+    store = metadata.open_store(metadata_path)
     for artifact in store.get_artifacts_by_uri(pushed_uri):
         props = artifact.custom_properties
         if "pushed" in props and props["pushed"].int_value == 1:
@@ -263,7 +246,7 @@ def write_report(run_dir: str, out_path: str | None = None) -> str:
     metadata_path = os.path.join(run_dir, METADATA_FILE)
     if not os.path.exists(metadata_path):
         raise FileNotFoundError(f"{run_dir} has no {METADATA_FILE}: not the output directory of `cvpipe run`")
-    store = mlmd.MetadataStore(tfx_metadata.sqlite_metadata_connection_config(metadata_path))
+    store = metadata.open_store(metadata_path)
     names = sorted(c.name for c in store.get_contexts_by_type("pipeline"))
     if not names:
         raise FileNotFoundError(f"{metadata_path} records no pipeline run")

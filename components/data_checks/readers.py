@@ -48,17 +48,15 @@ def read_statistics(uri: str, split: str) -> statistics_pb2.DatasetFeatureStatis
     return stats
 
 
-def read_schema(uri: str) -> schema_pb2.Schema:
-    """The schema of a Schema artifact (ImportSchemaGen or SchemaGen), or a .pbtxt file."""
-    path = uri if uri.endswith(".pbtxt") else os.path.join(uri, "schema.pbtxt")
-    with tf.io.gfile.GFile(path) as f:
-        return text_format.Parse(f.read(), schema_pb2.Schema())
-
-
 def schema_text(uri: str) -> str:
+    """The text of a Schema artifact's schema (ImportSchemaGen or SchemaGen), or of a .pbtxt file."""
     path = uri if uri.endswith(".pbtxt") else os.path.join(uri, "schema.pbtxt")
     with tf.io.gfile.GFile(path) as f:
         return f.read()
+
+
+def read_schema(uri: str) -> schema_pb2.Schema:
+    return text_format.Parse(schema_text(uri), schema_pb2.Schema())
 
 
 def read_schema_diffs(uri: str) -> dict[str, anomalies_pb2.Anomalies]:

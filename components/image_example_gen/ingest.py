@@ -270,6 +270,14 @@ def _rejected_row(schema, candidate: Candidate, span: int, reason: str, detail: 
     )
 
 
+def _check_split(candidate: Candidate, names: list[str]) -> Candidate:
+    """A manifest split that is not a configured split rejects the candidate before it is read."""
+    if candidate.reason is not None or candidate.split is None or candidate.split in names:
+        return candidate
+    detail = f"split {candidate.split!r} is not one of {', '.join(names)}"
+    return dataclasses.replace(candidate, reason=spec.UNKNOWN_SPLIT, detail=detail)
+
+
 def write_ingestion(
     pipeline: beam.Pipeline,
     discovery: Discovery,
@@ -284,17 +292,9 @@ def write_ingestion(
     Writes ``examples_dir/Split-<name>/data_tfrecord-*.gz`` and ``catalog_dir/catalog.parquet``.
     """
     schema = catalog_schema(discovery.extra_columns)
-    names = options.split_names
-    early = [
-        c
-        if c.reason is not None or c.split is None or c.split in names
-        else dataclasses.replace(
-            c, reason=spec.UNKNOWN_SPLIT, detail=f"split {c.split!r} is not one of {', '.join(names)}"
-        )
-        for c in discovery.candidates
-    ]
-    readable = [c for c in early if c.reason is None]
-    early = [c for c in early if c.reason is not None]
+    candidates = [_check_split(c, options.split_names) for c in discovery.candidates]
+    early = [c for c in candidates if c.reason is not None]
+    readable = [c for c in candidates if c.reason is None]
 
     early_rows = (
         pipeline

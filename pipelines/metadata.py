@@ -1,0 +1,44 @@
+"""Reading a run's ML Metadata (the local SQLite store the Beam DAG runner writes).
+
+store = open_store("out/run/metadata.sqlite", readonly=True)
+for node, executions in node_executions(store, "cvpipe").items():
+    outputs = artifacts_by_key(store, executions[-1].id, OUTPUT)
+"""
+
+from __future__ import annotations
+
+import ml_metadata as mlmd
+from ml_metadata.proto import metadata_store_pb2
+from tfx.orchestration import metadata as tfx_metadata
+
+OUTPUT = metadata_store_pb2.Event.OUTPUT
+INPUT = metadata_store_pb2.Event.INPUT
+
+
+def open_store(path: str, *, readonly: bool = False) -> mlmd.MetadataStore:
+    """The store at ``path``; ``readonly`` never creates or migrates it (safe beside a running pipeline)."""
+    config = tfx_metadata.sqlite_metadata_connection_config(path)
+    if readonly:
+        config.sqlite.connection_mode = config.sqlite.READONLY
+    return mlmd.MetadataStore(config)
+
+
+def node_executions(store: mlmd.MetadataStore, pipeline_name: str) -> dict[str, list]:
+    """Node id -> its executions in id order (TFX names a node's context PIPELINE.NODE)."""
+    prefix = f"{pipeline_name}."
+    return {
+        context.name[len(prefix) :]: sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
+        for context in store.get_contexts_by_type("node")
+        if context.name.startswith(prefix)
+    }
+
+
+def artifacts_by_key(store: mlmd.MetadataStore, execution_id: int, event_type) -> dict[str, list]:
+    """An execution's input or output artifacts, grouped by their channel key."""
+    events = [e for e in store.get_events_by_execution_ids([execution_id]) if e.type == event_type]
+    found = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    by_key: dict[str, list] = {}
+    for event in events:
+        key = event.path.steps[0].key if event.path.steps else ""
+        by_key.setdefault(key, []).append(found[event.artifact_id])
+    return by_key
