@@ -22,6 +22,14 @@ from components.data_checks.spec import DataCheckResults
 from components.image_example_gen.component import ImageCatalog
 from components.validation_report.spec import ValidationReport
 
+# What the data half produced, read by DataChecks and by ValidationReportGen.
+DATA_INPUTS = {
+    spec.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
+    spec.CATALOG_KEY: ChannelParameter(type=ImageCatalog),
+    spec.STATISTICS_KEY: ChannelParameter(type=standard_artifacts.ExampleStatistics),
+    spec.SCHEMA_KEY: ChannelParameter(type=standard_artifacts.Schema),
+}
+
 
 class DataChecksSpec(types.ComponentSpec):
     PARAMETERS = {
@@ -29,13 +37,7 @@ class DataChecksSpec(types.ComponentSpec):
         spec.BASELINE_STATISTICS_KEY: ExecutionParameter(type=str, optional=True),
         spec.BASELINE_SPAN_KEY: ExecutionParameter(type=int, optional=True),
     }
-    INPUTS = {
-        spec.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
-        spec.CATALOG_KEY: ChannelParameter(type=ImageCatalog),
-        spec.STATISTICS_KEY: ChannelParameter(type=standard_artifacts.ExampleStatistics),
-        spec.SCHEMA_KEY: ChannelParameter(type=standard_artifacts.Schema),
-        spec.ANOMALIES_KEY: ChannelParameter(type=standard_artifacts.ExampleAnomalies),
-    }
+    INPUTS = {**DATA_INPUTS, spec.ANOMALIES_KEY: ChannelParameter(type=standard_artifacts.ExampleAnomalies)}
     OUTPUTS = {spec.CHECKS_KEY: ChannelParameter(type=DataCheckResults)}
 
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
-from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from components.data_checks import spec as checks_spec
+from components.data_checks.component import DATA_INPUTS
 from components.data_checks.spec import DataCheckResults
-from components.image_example_gen.component import ImageCatalog
 from components.validation_report import spec
 from components.validation_report.executor import Executor
 from components.validation_report.spec import ValidationReport
@@ -25,13 +24,7 @@ class ValidationReportGenSpec(types.ComponentSpec):
         spec.THUMBNAILS_PER_CLASS_KEY: ExecutionParameter(type=int),
         spec.MAX_THUMBNAIL_CLASSES_KEY: ExecutionParameter(type=int),
     }
-    INPUTS = {
-        checks_spec.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
-        checks_spec.CATALOG_KEY: ChannelParameter(type=ImageCatalog),
-        checks_spec.STATISTICS_KEY: ChannelParameter(type=standard_artifacts.ExampleStatistics),
-        checks_spec.SCHEMA_KEY: ChannelParameter(type=standard_artifacts.Schema),
-        checks_spec.CHECKS_KEY: ChannelParameter(type=DataCheckResults),
-    }
+    INPUTS = {**DATA_INPUTS, checks_spec.CHECKS_KEY: ChannelParameter(type=DataCheckResults)}
     OUTPUTS = {spec.REPORT_KEY: ChannelParameter(type=ValidationReport)}
 
 
