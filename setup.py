@@ -21,6 +21,6 @@ setup(
         "pyyaml",
         "scikit-learn",
     ],
-    extras_require={"test": ["pytest", "ruff", "playwright"]},
+    extras_require={"test": ["pytest", "ruff", "playwright", "kubernetes-validate"]},
     entry_points={"console_scripts": ["cvpipe=pipelines.cli:main"]},
 )
