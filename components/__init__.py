@@ -12,3 +12,23 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 # a few models in a row (a keras-tuner worker segfaulted on its third trial; with this off, eight
 # trials ran clean). Off by default; set TF_ENABLE_ONEDNN_OPTS=1 to opt back in.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+# cvpipe's custom artifact types, importable as ``components.<TypeName>``. Their TYPE_NAMEs are
+# "components.<TypeName>": TFX's Kubeflow V2 compiler writes TYPE_NAME as the artifact's schema
+# title, and its container entrypoint imports that title as a Python class path. Loaded lazily so
+# that importing a component module does not pull in every other one.
+_ARTIFACT_TYPES = {
+    "ImageCatalog": "components.image_example_gen.spec",
+    "DataCheckResults": "components.data_checks.spec",
+    "ValidationReport": "components.validation_report.spec",
+    "TFLiteModel": "components.tflite_exporter.spec",
+    "StatisticsStore": "components.data_checks.spec",
+}
+
+
+def __getattr__(name: str):
+    if name in _ARTIFACT_TYPES:
+        import importlib
+
+        return getattr(importlib.import_module(_ARTIFACT_TYPES[name]), name)
+    raise AttributeError(f"module 'components' has no attribute {name!r}")

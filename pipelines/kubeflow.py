@@ -72,9 +72,17 @@ class RuntimeParameters:
 
 
 def compile_pipeline(
-    config: Config, output: str, *, image: str = DEFAULT_IMAGE, pipeline_root: str | None = None
+    config: Config,
+    output: str,
+    *,
+    image: str = DEFAULT_IMAGE,
+    pipeline_root: str | None = None,
+    push_root: str | None = None,
 ) -> str:
-    """Writes the KFP v2 PipelineSpec of ``config``'s pipeline to ``output`` (.json or .yaml)."""
+    """Writes the KFP v2 PipelineSpec of ``config``'s pipeline to ``output`` (.json or .yaml).
+
+    ``push_root`` (serving/ and edge/ go under it) defaults to the pipeline root.
+    """
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
     from pipelines.pipeline import create_pipeline
@@ -85,17 +93,19 @@ def compile_pipeline(
         raise ConfigError(f"--output must end in .json, .yaml or .yml, got {output}")
     root = pipeline_root or f"gs://{config.pipeline_name}-pipeline-root"
     runtime = RuntimeParameters.from_config(config)
-    pipeline = create_pipeline(
-        config,
-        pipeline_root=root,
-        serving_dir=f"{root.rstrip('/')}/serving",
-        runtime=runtime,
-    )
+    pipeline = create_pipeline(config, pipeline_root=root, push_root=push_root or root, runtime=runtime)
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
-        config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image)
+        config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
+            default_image=image,
+            default_commands=list(ENTRYPOINT),
+            # Schema 2.1 (parameterType, parameterValues): what KFP 2's backend reads; under 2.0
+            # TFX's entrypoint reads only the deprecated `parameters` field, which KFP never sets.
+            use_pipeline_spec_2_1=True,
+        )
     )
     job = runner.run(pipeline, write_out=False)  # The PipelineJob as a dict; we keep its spec.
     spec = pipeline_spec_from_job(job, runtime.defaults())
+    check_portable(spec)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w", encoding="utf-8") as f:
         if output.endswith(".json"):
@@ -105,15 +115,19 @@ def compile_pipeline(
     return output
 
 
-_PARAMETER_TYPES = {"STRING": "STRING", "INT": "NUMBER_INTEGER", "DOUBLE": "NUMBER_DOUBLE"}
+# Every task runs TFX's V2 entrypoint through cvpipe's repairs for open-source Kubeflow.
+ENTRYPOINT = ("python", "-m", "pipelines.kfp_entrypoint")
+# Tasks that must look at the world on every run: KFP's cache keys on parameters, not on files.
+UNCACHED_TASKS = ("ImageExampleGen",)
+PORTABLE_EXECUTORS = ("container", "importer")  # What open-source KFP's compiler implements.
 
 
 def pipeline_spec_from_job(job: dict, defaults: dict[str, Any]) -> dict:
     """The PipelineSpec of TFX's PipelineJob, with the runtime parameters' defaults in the spec.
 
     kfp's client uploads a PipelineSpec, and TFX's compiler leaves the defaults of runtime
-    parameters out of it: they go to root.inputDefinitions (defaultValue, isOptional), with the
-    parameterType KFP 2 reads beside TFX's older type field.
+    parameters out of it: they go to root.inputDefinitions (defaultValue, isOptional). The tasks
+    in UNCACHED_TASKS get caching turned off.
     """
     spec = copy.deepcopy(job["pipelineSpec"])
     parameters = spec.setdefault("root", {}).setdefault("inputDefinitions", {}).setdefault("parameters", {})
@@ -121,12 +135,24 @@ def pipeline_spec_from_job(job: dict, defaults: dict[str, Any]) -> dict:
     if missing:
         raise RuntimeError(f"the compiled pipeline lacks runtime parameters {sorted(missing)}")
     for name, parameter in parameters.items():
-        if "type" in parameter:
-            parameter.setdefault("parameterType", _PARAMETER_TYPES[parameter["type"]])
         if name in defaults:
             parameter["defaultValue"] = defaults[name]
             parameter["isOptional"] = True
+    for name, task in spec["root"]["dag"]["tasks"].items():
+        if name in UNCACHED_TASKS:
+            task["cachingOptions"] = {"enableCache": False}
     return spec
+
+
+def check_portable(spec: dict) -> None:
+    """Refuses a spec that open-source Kubeflow Pipelines could not run (e.g. a TFX Resolver)."""
+    for label, executor in spec.get("deploymentSpec", {}).get("executors", {}).items():
+        kinds = set(executor) - set(PORTABLE_EXECUTORS)
+        if kinds:
+            raise ConfigError(
+                f"executor {label} is a {', '.join(sorted(kinds))} executor, which open-source Kubeflow "
+                "Pipelines does not implement (only container and importer)"
+            )
 
 
 def load_spec(path: str):

@@ -2,7 +2,12 @@
 
 config = load_config("my.yaml", {"input": {"images": "data/shapes"}})
 pipeline = create_pipeline(config, pipeline_root="out/pipeline_root",
-                           metadata_path="out/metadata.sqlite")
+                           metadata_path="out/metadata.sqlite", push_root="out")
+
+Everything that decides a result is a node of the graph, so a local run, Kubeflow Pipelines and
+Vertex AI behave alike: ImageExampleGen resolves the span and fingerprints its files, DataChecks
+compares with the last span kept in the statistics store, ServedModel finds the model being served
+(the Evaluator's baseline and the warm start).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from components.edge_pusher.component import EdgePusher
 from components.image_example_gen import spec as example_spec
 from components.image_example_gen.component import ImageExampleGen
 from components.image_model.export import EXAMPLES_SIGNATURE
+from components.model_evaluator.component import ModelEvaluator
+from components.served_model.component import ServedModel
 from components.serving_pusher.component import ServingPusher
 from components.tflite_exporter.component import TFLiteExporter
 from components.validation_report.component import ValidationReportGen
@@ -35,7 +42,7 @@ VALIDATION_REPORT = "ValidationReport"
 DATA_GATE = "DataGate"
 TUNER = "Tuner"
 TRAINER = "Trainer"
-MODEL_RESOLVER = "LatestBlessedModelResolver"
+SERVED_MODEL = "ServedModel"
 EVALUATOR = "Evaluator"
 PUSHER = "ServingPusher"
 TFLITE_EXPORTER = "TFLiteExporter"
@@ -45,6 +52,18 @@ ACCURACY = "sparse_categorical_accuracy"
 
 
 IMAGE_SOURCE_DIR = "/cvpipe"  # Where deployment/Dockerfile puts the source in the pipeline image.
+SERVING_DIR = "serving"  # push_root/serving/<model_name>/<version>/
+EDGE_DIR = "edge"  # push_root/edge/<model_name>/<version>/
+STATISTICS_DIR = "statistics"  # pipeline_root/<pipeline_name>/statistics/span-<N>/
+
+
+def _join(root: str, *parts: str) -> str:
+    return "/".join([root.rstrip("/"), *parts]) if "://" in root else os.path.join(root, *parts)
+
+
+def statistics_store(config: Config, pipeline_root: str) -> str:
+    """Where DataChecks keeps each span's statistics (a stable place, compared across runs)."""
+    return _join(pipeline_root, config.pipeline_name, STATISTICS_DIR)
 
 
 def schema_path(config: Config, kubeflow: bool = False) -> str | None:
@@ -108,15 +127,15 @@ def model_components(
     example_gen,
     schema_gen,
     gate,
-    serving_dir: str,
-    edge_dir: str | None = None,
+    push_root: str,
     model_config=None,
 ) -> list:
-    """Tuner (optional) -> Trainer -> latest blessed model -> Evaluator -> ServingPusher.
+    """Tuner (optional) -> Trainer -> ModelEvaluator (against ServedModel) -> ServingPusher -> edge.
 
     Tuner and Trainer wait for the data gate, so data that fails validation is never trained on.
     ``model_config`` (a RuntimeParameter on Kubeflow) replaces the settings taken from ``config``.
     """
+    serving_dir, edge_dir = _join(push_root, SERVING_DIR), _join(push_root, EDGE_DIR)
     examples = example_gen.outputs["examples"]
     custom_config = module_config(config)
     components = []
@@ -135,26 +154,24 @@ def model_components(
         tuner.add_upstream_node(gate)
         components.append(tuner)
         hyperparameters = tuner.outputs["best_hyperparameters"]
-    resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id(MODEL_RESOLVER)
+    served = ServedModel(
+        examples=examples, base_directory=serving_dir, model_name=config.serving.model_name
+    ).with_id(SERVED_MODEL)
     trainer = tfx.components.Trainer(
         run_fn=f"{TRAINER_MODULE}.run_fn",
         examples=examples,
         schema=schema_gen.outputs["schema"],
         hyperparameters=hyperparameters,
-        base_model=resolver.outputs["model"] if config.training.warm_start else None,
+        base_model=served.outputs["model"] if config.training.warm_start else None,
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config=custom_config if model_config is None else model_config,
     ).with_id(TRAINER)
     trainer.add_upstream_node(gate)
-    evaluator = tfx.components.Evaluator(
+    evaluator = ModelEvaluator(
         examples=examples,
         model=trainer.outputs["model"],
-        baseline_model=resolver.outputs["model"],
+        baseline_model=served.outputs["model"],
         example_splits=["eval"],
         eval_config=eval_config(config),
     ).with_id(EVALUATOR)
@@ -168,8 +185,8 @@ def model_components(
         base_directory=serving_dir,
         model_name=config.serving.model_name,
     ).with_id(PUSHER)
-    components += [resolver, trainer, evaluator, pusher]
-    if config.edge.enabled and edge_dir:
+    components += [served, trainer, evaluator, pusher]
+    if config.edge.enabled:
         exporter = TFLiteExporter(
             model=trainer.outputs["model"],
             examples=examples,
@@ -193,10 +210,8 @@ def model_components(
 def create_components(
     config: Config,
     *,
-    input_fingerprint: str | None = None,
-    serving_dir: str | None = None,
-    baseline_statistics: str | None = None,
-    baseline_span: int | None = None,
+    pipeline_root: str,
+    push_root: str | None = None,
     runtime=None,
 ) -> list:
     """The pipeline's nodes; ``runtime`` (kubeflow.RuntimeParameters) makes run-to-run values parameters."""
@@ -207,7 +222,6 @@ def create_components(
         manifest=config.input.manifest,
         span=runtime.span if runtime else config.input.span,
         options=config.ingest.to_options(),
-        input_fingerprint=input_fingerprint,
     ).with_id(EXAMPLE_GEN)
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"],
@@ -236,8 +250,8 @@ def create_components(
         options=config.validation.check_options(),
         baseline_statistics=runtime.baseline_statistics
         if runtime
-        else config.validation.baseline_statistics or baseline_statistics or "",
-        baseline_span=None if runtime or config.validation.baseline_statistics else baseline_span,
+        else config.validation.baseline_statistics or "",
+        statistics_store=statistics_store(config, pipeline_root),
     ).with_id(DATA_CHECKS)
     report = ValidationReportGen(
         **data_inputs,
@@ -247,15 +261,13 @@ def create_components(
     ).with_id(VALIDATION_REPORT)
     gate = DataGate(checks=checks.outputs["checks"], report=report.outputs["report"]).with_id(DATA_GATE)
     components = [example_gen, statistics_gen, schema_gen, example_validator, checks, report, gate]
-    if serving_dir:
-        edge_dir = os.path.join(os.path.dirname(serving_dir.rstrip("/")), "edge")
+    if push_root:
         components += model_components(
             config,
             example_gen,
             schema_gen,
             gate,
-            serving_dir,
-            edge_dir,
+            push_root,
             model_config=runtime.model_config if runtime else None,
         )
     return components
@@ -266,20 +278,18 @@ def create_pipeline(
     *,
     pipeline_root: str,
     metadata_path: str | None = None,
-    input_fingerprint: str | None = None,
-    serving_dir: str | None = None,
-    baseline_statistics: str | None = None,
-    baseline_span: int | None = None,
+    push_root: str | None = None,
     runtime=None,
 ) -> tfx.dsl.Pipeline:
     """Builds the cvpipe pipeline from a validated config.
 
-    ``metadata_path`` selects a local SQLite ML Metadata store (None lets the orchestrator, e.g.
-    Kubeflow, provide its own). ``serving_dir`` adds the model half (tuning, training,
-    evaluation, push to ``serving_dir/<model_name>/<version>``); without it the pipeline stops
-    after data validation. ``baseline_statistics`` (a previous span's statistics artifact URI)
-    turns on the drift comparison. ``runtime`` (kubeflow.RuntimeParameters) makes input, span,
-    model settings and baseline runtime parameters, for the Kubeflow compiler.
+    ``pipeline_root`` and ``push_root`` are any filesystem URIs TensorFlow knows (a local path,
+    ``gs://``, ``s3://``). ``metadata_path`` selects a local SQLite ML Metadata store (None lets the
+    orchestrator, e.g. Kubeflow, provide its own). ``push_root`` adds the model half (tuning,
+    training, evaluation, push to ``push_root/serving/<model_name>/<version>`` and
+    ``push_root/edge/...``); without it the pipeline stops after data validation. ``runtime``
+    (kubeflow.RuntimeParameters) makes input, span, model settings and a drift baseline runtime
+    parameters, for the Kubeflow compiler.
     """
     metadata = (
         tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path) if metadata_path else None
@@ -288,12 +298,7 @@ def create_pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,
         components=create_components(
-            config,
-            input_fingerprint=input_fingerprint,
-            serving_dir=serving_dir,
-            baseline_statistics=baseline_statistics,
-            baseline_span=baseline_span,
-            runtime=runtime,
+            config, pipeline_root=pipeline_root, push_root=push_root, runtime=runtime
         ),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata,

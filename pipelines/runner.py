@@ -15,7 +15,6 @@ from typing import Callable
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
-from ml_metadata.proto import metadata_store_pb2
 from ml_metadata.proto.metadata_store_pb2 import Execution
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
@@ -25,12 +24,11 @@ from components.image_example_gen import discovery as discovery_lib
 from components.image_example_gen.ingest import ingest
 from pipelines import metadata
 from pipelines.config import Config
-from pipelines.pipeline import STATISTICS_GEN, create_pipeline
+from pipelines.pipeline import SERVING_DIR, STATISTICS_GEN, create_pipeline  # noqa: F401 (SERVING_DIR: re-exported)
 
 Printer = Callable[[str], None]
 METADATA_FILE = "metadata.sqlite"
 PIPELINE_ROOT = "pipeline_root"
-SERVING_DIR = "serving"
 
 
 def resolve_input(config: Config) -> tuple[discovery_lib.Discovery, int]:
@@ -146,28 +144,34 @@ class RunResult:
     outputs: dict[str, dict[str, list[str]]]  # node id -> output key -> artifact URIs.
 
 
-def run_pipeline(config: Config, output_dir: str, echo: Printer = print, *, train: bool = True) -> RunResult:
-    """Runs the whole pipeline with the Beam DAG runner; ML Metadata lives in OUTPUT/metadata.sqlite."""
+def run_pipeline(
+    config: Config,
+    output_dir: str,
+    echo: Printer = print,
+    *,
+    train: bool = True,
+    pipeline_root: str | None = None,
+    push_root: str | None = None,
+) -> RunResult:
+    """Runs the whole pipeline with the Beam DAG runner; ML Metadata lives in OUTPUT/metadata.sqlite.
+
+    ``pipeline_root`` (artifacts; default OUTPUT/pipeline_root) and ``push_root`` (serving/ and
+    edge/; default OUTPUT) may be any filesystem URI TensorFlow knows, e.g. gs://bucket/path.
+    The runner only runs the graph: span, fingerprint, drift baseline and served baseline are
+    resolved by the pipeline's own nodes.
+    """
     output_dir = os.path.abspath(output_dir)
     os.makedirs(output_dir, exist_ok=True)
     found, span = resolve_input(config)
     echo(f"Input: {len(found.candidates)} files under {found.root} (span {span})")
     metadata_path = os.path.join(output_dir, METADATA_FILE)
-    baseline, baseline_span = None, None  # A configured baseline is applied by create_pipeline.
     if config.validation.baseline_statistics:
         echo(f"Drift baseline: {config.validation.baseline_statistics} (from the config)")
-    else:
-        baseline, baseline_span = previous_span_statistics(metadata_path, config.pipeline_name, span)
-        if baseline:
-            echo(f"Drift baseline: span {baseline_span} statistics ({baseline})")
     pipeline = create_pipeline(
         config,
-        pipeline_root=os.path.join(output_dir, PIPELINE_ROOT),
+        pipeline_root=pipeline_root or os.path.join(output_dir, PIPELINE_ROOT),
         metadata_path=metadata_path,
-        input_fingerprint=discovery_lib.fingerprint(found),
-        serving_dir=os.path.join(output_dir, SERVING_DIR) if train else None,
-        baseline_statistics=baseline,
-        baseline_span=baseline_span,
+        push_root=(push_root or output_dir) if train else None,
     )
     progress = _NodeProgress(metadata_path, config.pipeline_name, echo)
     progress.start()
@@ -188,29 +192,6 @@ def run_pipeline(config: Config, output_dir: str, echo: Printer = print, *, trai
     seconds = time.time() - started
     nodes, outputs = latest_outputs(metadata_path, config.pipeline_name)
     return RunResult(output_dir, metadata_path, seconds, nodes, outputs)
-
-
-def previous_span_statistics(metadata_path: str, pipeline_name: str, span: int):
-    """(URI, span) of the newest statistics of the latest span before ``span``, or (None, None)."""
-    if not os.path.exists(metadata_path):
-        return None, None
-    store = metadata.open_store(metadata_path)
-    context = store.get_context_by_type_and_name("node", f"{pipeline_name}.{STATISTICS_GEN}")
-    if context is None:
-        return None, None
-    stats_type = store.get_artifact_type("ExampleStatistics").id
-    candidates = [
-        a
-        for a in store.get_artifacts_by_context(context.id)
-        if a.type_id == stats_type
-        and a.state == metadata_store_pb2.Artifact.LIVE
-        and "span" in a.properties
-        and a.properties["span"].int_value < span
-    ]
-    if not candidates:
-        return None, None
-    best = max(candidates, key=lambda a: (a.properties["span"].int_value, a.id))
-    return best.uri, best.properties["span"].int_value
 
 
 def latest_outputs(metadata_path: str, pipeline_name: str):

@@ -7,9 +7,10 @@ import pytest
 from tfx.types import artifact_utils, standard_artifacts
 
 from components.image_example_gen import spec
-from components.image_example_gen.component import ImageCatalog, ImageExampleGen
+from components.image_example_gen.component import ImageExampleGen
 from components.image_example_gen.executor import Executor
 from components.image_example_gen.ingest import IngestOptions
+from components.image_example_gen.spec import ImageCatalog
 from tests.conftest import encode, gradient, write
 
 

@@ -1,7 +1,7 @@
 """DataChecks (image-aware checks + drift, writes checks.json) and DataGate (stops a failing run).
 
 checks = DataChecks(examples=..., catalog=..., statistics=..., schema=..., anomalies=...,
-                    options=CheckOptions(), baseline_statistics="")
+                    options=CheckOptions(), statistics_store="gs://b/root/statistics/cvpipe")
 gate = DataGate(checks=checks.outputs["checks"], report=report.outputs["report"])
 trainer.add_upstream_node(gate)
 """
@@ -19,7 +19,7 @@ from components.data_checks import spec
 from components.data_checks.checks import CheckOptions
 from components.data_checks.executor import ChecksExecutor, GateExecutor
 from components.data_checks.spec import DataCheckResults
-from components.image_example_gen.component import ImageCatalog
+from components.image_example_gen.spec import ImageCatalog
 from components.validation_report.spec import ValidationReport
 
 # What the data half produced, read by DataChecks and by ValidationReportGen.
@@ -35,7 +35,7 @@ class DataChecksSpec(types.ComponentSpec):
     PARAMETERS = {
         spec.OPTIONS_KEY: ExecutionParameter(type=str),
         spec.BASELINE_STATISTICS_KEY: ExecutionParameter(type=str, optional=True),
-        spec.BASELINE_SPAN_KEY: ExecutionParameter(type=int, optional=True),
+        spec.STATISTICS_STORE_KEY: ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {**DATA_INPUTS, spec.ANOMALIES_KEY: ChannelParameter(type=standard_artifacts.ExampleAnomalies)}
     OUTPUTS = {spec.CHECKS_KEY: ChannelParameter(type=DataCheckResults)}
@@ -54,7 +54,7 @@ class DataChecks(base_component.BaseComponent):
         anomalies,
         options: CheckOptions,
         baseline_statistics: str = "",
-        baseline_span: int | None = None,
+        statistics_store: str = "",
     ):
         super().__init__(
             DataChecksSpec(
@@ -66,7 +66,7 @@ class DataChecks(base_component.BaseComponent):
                     spec.ANOMALIES_KEY: anomalies,
                     spec.OPTIONS_KEY: json.dumps(options.to_dict(), sort_keys=True),
                     spec.BASELINE_STATISTICS_KEY: baseline_statistics or "",
-                    spec.BASELINE_SPAN_KEY: baseline_span,
+                    spec.STATISTICS_STORE_KEY: statistics_store,
                     spec.CHECKS_KEY: types.Channel(type=DataCheckResults),
                 }
             )

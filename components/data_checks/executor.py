@@ -13,6 +13,7 @@ from tfx.types import artifact_utils
 
 from components.data_checks import checks as checks_lib
 from components.data_checks import readers, spec
+from components.data_checks import store as store_lib
 from components.validation_report.spec import REPORT_FILE
 
 
@@ -66,20 +67,30 @@ def run_checks(
 class ChecksExecutor(base_executor.BaseExecutor):
     def Do(self, input_dict, output_dict, exec_properties):
         examples = artifact_utils.get_single_instance(input_dict[spec.EXAMPLES_KEY])
+        statistics_uri = artifact_utils.get_single_uri(input_dict[spec.STATISTICS_KEY])
         out = artifact_utils.get_single_instance(output_dict[spec.CHECKS_KEY])
         options = checks_lib.CheckOptions.from_dict(json.loads(exec_properties[spec.OPTIONS_KEY]))
+        store = exec_properties.get(spec.STATISTICS_STORE_KEY) or ""
+        baseline, baseline_span = exec_properties.get(spec.BASELINE_STATISTICS_KEY) or "", None
+        if not baseline and store:  # A configured baseline wins; else the last span that passed.
+            stored = store_lib.baseline_for(store, examples.span)
+            if stored:
+                baseline, baseline_span = stored.uri, stored.span
         result = run_checks(
             catalog_uri=artifact_utils.get_single_uri(input_dict[spec.CATALOG_KEY]),
-            statistics_uri=artifact_utils.get_single_uri(input_dict[spec.STATISTICS_KEY]),
+            statistics_uri=statistics_uri,
             schema_uri=artifact_utils.get_single_uri(input_dict[spec.SCHEMA_KEY]),
             anomalies_uri=artifact_utils.get_single_uri(input_dict[spec.ANOMALIES_KEY]),
             options=options,
             span=examples.span,
-            baseline_statistics=exec_properties.get(spec.BASELINE_STATISTICS_KEY) or "",
-            baseline_span=exec_properties.get(spec.BASELINE_SPAN_KEY),
+            baseline_statistics=baseline,
+            baseline_span=baseline_span,
         )
+        tf.io.gfile.makedirs(out.uri)
         with tf.io.gfile.GFile(os.path.join(out.uri, spec.CHECKS_FILE), "w") as f:
             json.dump(result, f, indent=2, sort_keys=True)
+        if store:
+            store_lib.publish(store, examples.span, statistics_uri, result["verdict"])
         out.set_string_custom_property("verdict", result["verdict"])
         out.set_int_custom_property("blocks_training", int(result["blocks_training"]))
         logging.info("DataChecks: %s (%s)", result["verdict"], result["reason"])

@@ -5,7 +5,7 @@ from tfx import types
 # DataChecks parameters and channels.
 OPTIONS_KEY = "options"
 BASELINE_STATISTICS_KEY = "baseline_statistics"  # A previous span's statistics URI; "" = none.
-BASELINE_SPAN_KEY = "baseline_span"
+STATISTICS_STORE_KEY = "statistics_store"  # Where each span's statistics are kept (store.py).
 EXAMPLES_KEY = "examples"
 CATALOG_KEY = "catalog"
 STATISTICS_KEY = "statistics"
@@ -24,4 +24,4 @@ GATE_MARKER = "cvpipe data gate:"  # First words of the gate's error, found in w
 class DataCheckResults(types.Artifact):
     """checks.json: every anomaly (cvpipe's, TFDV's, drift), the drift table and the verdict."""
 
-    TYPE_NAME = "cvpipe.DataCheckResults"
+    TYPE_NAME = "components.DataCheckResults"  # Importable: see components/__init__.py.

@@ -12,7 +12,7 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from components.edge_pusher.executor import Executor
-from components.tflite_exporter.component import TFLiteModel
+from components.tflite_exporter.spec import TFLiteModel
 
 
 class EdgePusherSpec(types.ComponentSpec):

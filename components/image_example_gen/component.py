@@ -12,14 +12,10 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from components.image_example_gen import spec
+from components.image_example_gen.driver import Driver
 from components.image_example_gen.executor import Executor
 from components.image_example_gen.ingest import IngestOptions
-
-
-class ImageCatalog(types.Artifact):
-    """catalog.parquet (one row per input file), summary.json and labels.txt of one ingestion."""
-
-    TYPE_NAME = "cvpipe.ImageCatalog"
+from components.image_example_gen.spec import ImageCatalog
 
 
 class ImageExampleGenSpec(types.ComponentSpec):
@@ -28,8 +24,8 @@ class ImageExampleGenSpec(types.ComponentSpec):
         spec.MANIFEST_KEY: ExecutionParameter(type=str, optional=True),
         spec.SPAN_KEY: ExecutionParameter(type=int, optional=True),
         spec.OPTIONS_KEY: ExecutionParameter(type=str),
-        # Changes whenever an input file is added, removed or modified, so ML Metadata's cache
-        # never serves examples of data that has since changed.
+        # Set by the driver: changes whenever an input file is added, removed or modified, so
+        # the cache never serves examples of data that has since changed.
         spec.INPUT_FINGERPRINT_KEY: ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {}
@@ -47,11 +43,12 @@ class ImageExampleGen(base_beam_component.BaseBeamComponent):
       manifest: optional CSV/JSONL manifest (``path``, ``label``, extra columns); may hold ``{SPAN}``.
       span: ingest this span instead of the latest.
       options: how images are validated, normalised and split.
-      input_fingerprint: digest of the input files (``discovery.fingerprint``) for cache keys.
+    The driver resolves the span and fingerprints the input files before the cache is asked.
     """
 
     SPEC_CLASS = ImageExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+    DRIVER_CLASS = Driver
 
     def __init__(
         self,
@@ -59,7 +56,6 @@ class ImageExampleGen(base_beam_component.BaseBeamComponent):
         manifest: str | None = None,
         span=None,  # int (negative = latest), None = latest, or a RuntimeParameter.
         options: IngestOptions | None = None,
-        input_fingerprint: str | None = None,
     ):
         options = options or IngestOptions()
         if not input_base:
@@ -73,7 +69,6 @@ class ImageExampleGen(base_beam_component.BaseBeamComponent):
                     spec.MANIFEST_KEY: manifest,
                     spec.SPAN_KEY: span,
                     spec.OPTIONS_KEY: options.to_json(),
-                    spec.INPUT_FINGERPRINT_KEY: input_fingerprint,
                     spec.EXAMPLES_KEY: types.Channel(type=standard_artifacts.Examples),
                     spec.CATALOG_KEY: types.Channel(type=ImageCatalog),
                 }

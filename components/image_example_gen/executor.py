@@ -12,6 +12,7 @@ from tfx.types import artifact_utils
 
 from components.image_example_gen import discovery as discovery_lib
 from components.image_example_gen import spec
+from components.image_example_gen.driver import resolve
 from components.image_example_gen.ingest import IngestOptions, ingest
 
 
@@ -23,18 +24,14 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         exec_properties: dict[str, Any],
     ) -> None:
         options = IngestOptions.from_json(exec_properties[spec.OPTIONS_KEY])
-        pinned = exec_properties.get(spec.SPAN_KEY)
-        root, span = discovery_lib.resolve_span(
-            exec_properties[spec.INPUT_BASE_KEY], pinned if pinned is not None and pinned >= 0 else None
+        found, span = resolve(exec_properties)  # The driver's span, when a driver ran.
+        input_fingerprint = exec_properties.get(spec.INPUT_FINGERPRINT_KEY) or discovery_lib.fingerprint(
+            found
         )
-        manifest = exec_properties.get(spec.MANIFEST_KEY) or None
-        if manifest:
-            manifest = manifest.replace(discovery_lib.SPAN_TOKEN, str(span))
-        found = discovery_lib.discover(root, manifest)
 
         examples = artifact_utils.get_single_instance(output_dict[spec.EXAMPLES_KEY])
         catalog = artifact_utils.get_single_instance(output_dict[spec.CATALOG_KEY])
-        logging.info("ImageExampleGen: %d inputs under %s (span %d)", len(found.candidates), root, span)
+        logging.info("ImageExampleGen: %d inputs under %s (span %d)", len(found.candidates), found.root, span)
         summary = ingest(
             found,
             options,
@@ -52,9 +49,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             "payload_format", example_gen_pb2.PayloadFormat.Name(example_gen_pb2.FORMAT_TF_EXAMPLE)
         )
         examples.set_string_custom_property("file_format", "tfrecords_gzip")
-        examples.set_string_custom_property(
-            "input_fingerprint", exec_properties.get(spec.INPUT_FINGERPRINT_KEY) or ""
-        )
+        examples.set_string_custom_property(spec.INPUT_FINGERPRINT_KEY, input_fingerprint)
         for key in ("seen", "ingested", "quarantined", "duplicates"):
             catalog.set_int_custom_property(key, summary[key])
         catalog.set_int_custom_property("span", span)

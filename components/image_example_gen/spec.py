@@ -3,6 +3,8 @@
 One module holds every key so the executor, the pipeline factory and the tests cannot drift apart.
 """
 
+from tfx import types
+
 # Component parameter and channel keys.
 INPUT_BASE_KEY = "input_base"
 MANIFEST_KEY = "manifest"
@@ -93,3 +95,9 @@ FILE_CHANGED = "file_changed_during_ingestion"
 UNKNOWN_SPLIT = "unknown_split"
 
 DEFAULT_SPLITS = (("train", 80), ("eval", 10), ("test", 10))
+
+
+class ImageCatalog(types.Artifact):
+    """catalog.parquet (one row per input file), summary.json and labels.txt of one ingestion."""
+
+    TYPE_NAME = "components.ImageCatalog"  # Importable: see components/__init__.py.

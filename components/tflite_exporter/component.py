@@ -15,12 +15,7 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from components.tflite_exporter.convert import MODES
 from components.tflite_exporter.executor import Executor
-
-
-class TFLiteModel(types.Artifact):
-    """model_<mode>.tflite files, labels.txt and parity.json; custom property ``blessed``."""
-
-    TYPE_NAME = "cvpipe.TFLiteModel"
+from components.tflite_exporter.spec import TFLiteModel
 
 
 class TFLiteExporterSpec(types.ComponentSpec):

@@ -13,6 +13,7 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from components.data_checks import spec as checks_spec
 from components.data_checks.component import DATA_INPUTS
 from components.data_checks.spec import DataCheckResults
+from components.kfp_ui import HTMLPage, MarkdownText
 from components.validation_report import spec
 from components.validation_report.executor import Executor
 from components.validation_report.spec import ValidationReport
@@ -25,7 +26,11 @@ class ValidationReportGenSpec(types.ComponentSpec):
         spec.MAX_THUMBNAIL_CLASSES_KEY: ExecutionParameter(type=int),
     }
     INPUTS = {**DATA_INPUTS, checks_spec.CHECKS_KEY: ChannelParameter(type=DataCheckResults)}
-    OUTPUTS = {spec.REPORT_KEY: ChannelParameter(type=ValidationReport)}
+    OUTPUTS = {
+        spec.REPORT_KEY: ChannelParameter(type=ValidationReport),
+        spec.PAGE_KEY: ChannelParameter(type=HTMLPage),
+        spec.VERDICT_KEY: ChannelParameter(type=MarkdownText),
+    }
 
 
 class ValidationReportGen(base_component.BaseComponent):
@@ -55,6 +60,8 @@ class ValidationReportGen(base_component.BaseComponent):
                     spec.THUMBNAILS_PER_CLASS_KEY: thumbnails_per_class,
                     spec.MAX_THUMBNAIL_CLASSES_KEY: max_thumbnail_classes,
                     spec.REPORT_KEY: types.Channel(type=ValidationReport),
+                    spec.PAGE_KEY: types.Channel(type=HTMLPage),
+                    spec.VERDICT_KEY: types.Channel(type=MarkdownText),
                 }
             )
         )

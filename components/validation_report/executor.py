@@ -11,6 +11,7 @@ from absl import logging
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
+from components import kfp_ui
 from components.data_checks import readers
 from components.data_checks import spec as checks_spec
 from components.validation_report import spec
@@ -74,3 +75,41 @@ class Executor(base_executor.BaseExecutor):
             max_thumbnail_classes=exec_properties[spec.MAX_THUMBNAIL_CLASSES_KEY],
         )
         logging.info("ValidationReportGen: wrote %s", path)
+        # The same page, and the verdict as Markdown, as the artifacts Kubeflow's UI displays.
+        page = artifact_utils.get_single_instance(output_dict[spec.PAGE_KEY])
+        tf.io.gfile.makedirs(page.uri)
+        tf.io.gfile.copy(path, os.path.join(page.uri, spec.REPORT_FILE), overwrite=True)
+        page.set_string_custom_property(kfp_ui.FILE_KEY, spec.REPORT_FILE)
+        verdict = artifact_utils.get_single_instance(output_dict[spec.VERDICT_KEY])
+        checks_uri = artifact_utils.get_single_uri(input_dict[checks_spec.CHECKS_KEY])
+        with tf.io.gfile.GFile(os.path.join(checks_uri, checks_spec.CHECKS_FILE)) as f:
+            markdown = verdict_markdown(json.load(f), path)
+        tf.io.gfile.makedirs(verdict.uri)
+        with tf.io.gfile.GFile(os.path.join(verdict.uri, spec.VERDICT_FILE), "w") as f:
+            f.write(markdown)
+        verdict.set_string_custom_property(kfp_ui.FILE_KEY, spec.VERDICT_FILE)
+
+
+def verdict_markdown(checks: dict, report_path: str) -> str:
+    """The verdict, the reason and every anomaly as a Markdown table."""
+    lines = [
+        f"# Data validation: {checks['verdict'].upper()}",
+        "",
+        f"{checks['reason']}. Span {checks.get('span')}; full report: `{report_path}`.",
+        "",
+    ]
+    anomalies = checks.get("anomalies", [])
+    if anomalies:
+        lines += ["| severity | check | split | feature | description |", "|---|---|---|---|---|"]
+        for a in sorted(anomalies, key=lambda a: a["severity"] != "error"):
+            cells = [
+                a["severity"],
+                a["check"],
+                a.get("split") or "",
+                a.get("feature") or "",
+                a["description"],
+            ]
+            lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    else:
+        lines.append("No anomalies.")
+    return "\n".join(lines) + "\n"
