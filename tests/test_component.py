@@ -15,7 +15,7 @@ from tests.conftest import encode, gradient, write
 
 
 def test_component_records_options_and_outputs():
-    component = ImageExampleGen(input_base="data/span-{SPAN}", input_fingerprint="abc")
+    component = ImageExampleGen(input_base="data/span-{SPAN}")
     assert IngestOptions.from_json(component.exec_properties[spec.OPTIONS_KEY]) == IngestOptions()
     assert set(component.outputs) == {spec.EXAMPLES_KEY, spec.CATALOG_KEY}
 
@@ -68,3 +68,25 @@ def test_executor_ingests_the_latest_span_and_sets_artifact_properties(tmp_path)
     summary = json.loads(open(os.path.join(catalog.uri, spec.SUMMARY_FILE)).read())
     assert summary["by_reason"] == {spec.CORRUPT_IMAGE: 1}
     assert os.path.isdir(os.path.join(examples.uri, "Split-eval"))
+
+
+def test_driver_resolves_the_latest_span_and_fingerprints_its_files(tmp_path):
+    from tfx.orchestration.portable import data_types
+
+    from components.image_example_gen.driver import Driver
+
+    for span in (3, 12):
+        for label in ("a", "b"):
+            write(str(tmp_path / f"span-{span}" / label / "x.jpg"), encode(gradient(), "JPEG"))
+
+    def drive():
+        info = data_types.ExecutionInfo(exec_properties={spec.INPUT_BASE_KEY: str(tmp_path / "span-{SPAN}")})
+        return Driver(None).run(info).exec_properties
+
+    first = drive()
+    assert first[spec.SPAN_KEY].int_value == 12
+    assert drive()[spec.INPUT_FINGERPRINT_KEY] == first[spec.INPUT_FINGERPRINT_KEY]
+    write(
+        str(tmp_path / "span-12" / "a" / "x.jpg"), encode(gradient(64, 40), "JPEG")
+    )  # Same name, new bytes.
+    assert drive()[spec.INPUT_FINGERPRINT_KEY] != first[spec.INPUT_FINGERPRINT_KEY]

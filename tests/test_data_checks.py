@@ -234,7 +234,10 @@ def test_clean_span_passes_and_a_shifted_span_drifts(drift_run):
         clean = json.load(f)
     assert clean["verdict"] == "pass" and clean["anomalies"] == []
     assert clean["drift"]["note"] == "no previous span: drift not compared"
-    assert any(line.startswith("Drift baseline: span 0 statistics") for line in lines)
+    # Span 0's statistics are kept at a stable place, where the next span finds them.
+    store = out / "pipeline_root" / "cvpipe" / "statistics"
+    assert json.load(open(store / "span-0" / "span.json"))["verdict"] == "pass"
+    assert os.path.exists(store / "span-0" / "Split-train" / "FeatureStats.pb")
 
     (second,) = [
         c
@@ -245,6 +248,9 @@ def test_clean_span_passes_and_a_shifted_span_drifts(drift_run):
         drifted = json.load(f)
     rows = {r["feature"]: r for r in drifted["drift"]["features"]}
     assert drifted["drift"]["baseline_span"] == 0
+    assert drifted["drift"]["baseline_statistics"] == str(
+        out / "pipeline_root" / "cvpipe" / "statistics" / "span-0"
+    )
     assert rows["label"]["drifted"] and rows["label"]["value"] > 0.2
     assert rows["label"]["comparator"] == "L-infinity" and rows["width"]["comparator"] == "Jensen-Shannon"
     assert not rows["width"]["drifted"] and not rows["camera_make"]["drifted"]
@@ -349,3 +355,21 @@ def test_cli_exits_3_with_the_gate_message_and_warn_only_prints_the_verdict(bad_
     assert "Data validation: FAIL (gate: warn, so the run went on): 5 error anomalies" in printed
     assert "  error   split_leakage [test/sha256]: 1 test image(s) are byte-identical" in printed
     assert "Report:    " in printed
+
+
+def test_statistics_store_compares_with_the_last_span_that_passed(tmp_path):
+    from components.data_checks import store
+
+    stats = tmp_path / "stats"
+    os.makedirs(stats / "Split-train")
+    (stats / "Split-train" / "FeatureStats.pb").write_bytes(b"")
+    root = str(tmp_path / "store")
+    assert store.baseline_for(root, 5) is None
+    store.publish(root, 3, str(stats), "pass")
+    store.publish(root, 4, str(stats), "fail")  # Drifted data is not the next span's baseline.
+    store.publish(root, 7, str(stats), "pass")
+    os.makedirs(tmp_path / "store" / "span-6" / "Split-train")  # Half-written: no span.json yet.
+    assert store.baseline_for(root, 5).span == 3
+    assert store.baseline_for(root, 8).span == 7
+    assert store.baseline_for(root, 3) is None
+    assert os.path.exists(os.path.join(store.baseline_for(root, 5).uri, "Split-train", "FeatureStats.pb"))

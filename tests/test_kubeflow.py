@@ -61,10 +61,20 @@ def test_compiled_spec_has_every_component_and_runtime_parameter(compiled):
         assert node in tasks, node
         executor = spec.deployment_spec["executors"][f"{node}_executor"]["container"]
         assert executor["image"] == "registry.example/cvpipe:test"
-    # The data gate comes before any training; the resolver is compiled to its own tasks.
+    # The data gate comes before any training; the baseline is a task of its own, not a resolver.
     assert nodes.DATA_GATE in tasks[nodes.TRAINER].dependent_tasks
     assert nodes.DATA_GATE in tasks[nodes.TUNER].dependent_tasks
-    assert any(name.startswith(nodes.MODEL_RESOLVER) for name in tasks)
+    assert tasks[nodes.EVALUATOR].inputs.artifacts["baseline_model"].task_output_artifact.producer_task == (
+        nodes.SERVED_MODEL
+    )
+    # Only what open-source KFP implements, in the schema its backend reads.
+    assert {kind for e in spec.deployment_spec["executors"].values() for kind in e} == {"container"}
+    assert spec.schema_version == "2.1.0"
+    command = spec.deployment_spec["executors"][f"{nodes.TRAINER}_executor"]["container"]["command"]
+    assert list(command) == ["python", "-m", "pipelines.kfp_entrypoint"]
+    # KFP keys its cache on parameters: the task that reads the files never comes from it.
+    assert not tasks[nodes.EXAMPLE_GEN].caching_options.enable_cache
+    assert tasks[nodes.STATISTICS_GEN].caching_options.enable_cache
 
     parameters = spec.root.input_definitions.parameters
     assert set(parameters) == {"input_base", "span", "model_config", "baseline_statistics"}
@@ -259,10 +269,7 @@ def test_dockerfile_matches_the_pins_and_the_compiled_paths(compiled):
         assert f"COPY {package} {package}\n" in dockerfile
     spec = load_spec(compiled)
     schema_file = spec.root.dag.tasks[nodes.SCHEMA_GEN].inputs.parameters["schema_file"]
-    assert (
-        schema_file.runtime_value.constant_value.string_value
-        == f"{nodes.IMAGE_SOURCE_DIR}/schemas/schema.pbtxt"
-    )
+    assert schema_file.runtime_value.constant.string_value == f"{nodes.IMAGE_SOURCE_DIR}/schemas/schema.pbtxt"
 
 
 def test_submit_reports_an_unreachable_or_refusing_server_clearly(compiled, kfp_server, monkeypatch, capsys):
@@ -282,3 +289,51 @@ def test_submit_reports_an_unreachable_or_refusing_server_clearly(compiled, kfp_
     assert main(["submit", compiled, "--host", f"http://127.0.0.1:{port}"]) == 1
     err = capsys.readouterr().err
     assert f"cvpipe: error: could not reach Kubeflow Pipelines at http://127.0.0.1:{port}" in err
+
+
+def test_a_spec_with_a_resolver_is_refused_before_anything_is_written(compiled):
+    from pipelines.kubeflow import check_portable
+
+    with open(compiled) as f:
+        spec = yaml.safe_load(f)
+    spec["deploymentSpec"]["executors"]["Latest_resolver"] = {"resolver": {"outputArtifactQueries": {}}}
+    with pytest.raises(
+        ConfigError, match="Latest_resolver is a resolver executor, which open-source Kubeflow"
+    ):
+        check_portable(spec)
+
+
+def test_entrypoint_restores_the_input_types_kfp_leaves_empty(compiled):
+    """KFP's backend passes upstream artifacts with `instanceSchema: ""`; TFX needs the class."""
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as utils
+
+    from pipelines.kfp_entrypoint import INPUTS_SPEC_FLAG, _flag_value, restore_input_types
+
+    spec = load_spec(compiled)
+    args = list(spec.deployment_spec["executors"][f"{nodes.DATA_CHECKS}_executor"]["container"]["args"])
+    inputs_spec = json.loads(_flag_value(args, INPUTS_SPEC_FLAG))
+    executor_input = {
+        "inputs": {
+            "artifacts": {
+                key: {
+                    "artifacts": [
+                        {"name": "7", "uri": f"/r/{key}", "type": {"instanceSchema": ""}, "metadata": {}}
+                    ]
+                }
+                for key in inputs_spec["artifacts"]
+            }
+        }
+    }
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    broken = json_format.ParseDict(executor_input, pipeline_spec_pb2.ExecutorInput())
+    with pytest.raises(AttributeError):  # What TFX 1.16's entrypoint does with KFP's input.
+        utils.parse_raw_artifact_dict(broken.inputs.artifacts)
+    repaired = json_format.ParseDict(
+        restore_input_types(executor_input, inputs_spec), pipeline_spec_pb2.ExecutorInput()
+    )
+    artifacts = utils.parse_raw_artifact_dict(repaired.inputs.artifacts)
+    assert artifacts["catalog"][0].TYPE_NAME == "components.ImageCatalog"
+    assert artifacts["statistics"][0].TYPE_NAME == "ExampleStatistics"
+    assert artifacts["anomalies"][0].uri == "/r/anomalies"

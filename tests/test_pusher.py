@@ -77,3 +77,67 @@ def test_pushing_the_same_model_again_reuses_its_version(tmp_path):
     assert again.get_string_custom_property("pushed_destination") == pushed.get_string_custom_property(
         "pushed_destination"
     )
+
+
+class _RecordingCopies:
+    """tf.io.gfile.copy, recording the order in which files land under the version directory."""
+
+    def __init__(self):
+        import tensorflow as tf
+
+        self.landed, self._copy = [], tf.io.gfile.copy
+
+    def __call__(self, source, target, overwrite=False):
+        self.landed.append(target)
+        return self._copy(source, target, overwrite=overwrite)
+
+
+def test_push_to_an_object_store_lands_the_graph_and_then_the_manifest_last(tmp_path):
+    import unittest.mock
+
+    import tensorflow as tf
+
+    source = make_model_dir(tmp_path / "model")
+    (source / "variables" / "variables.data-00000-of-00001").write_bytes(b"weights")
+    base = f"ram://push-{os.getpid()}/serving"  # No atomic rename: copied file by file.
+    recorder = _RecordingCopies()
+    with unittest.mock.patch.object(tf.io.gfile, "copy", recorder):
+        target = push_directory(str(source), base, "cvpipe", {"source_model": "m"})
+    assert target.startswith(base + "/cvpipe/")
+    visible = [os.path.relpath(p, target) for p in recorder.landed if p.startswith(target + "/")]
+    assert visible[-2:] == ["saved_model.pb", MANIFEST]
+    assert set(visible[:-2]) == {"variables/variables.index", "variables/variables.data-00000-of-00001"}
+    assert [e.rstrip("/") for e in tf.io.gfile.listdir(base + "/cvpipe")] == [os.path.basename(target)]
+    with tf.io.gfile.GFile(f"{target}/{MANIFEST}") as f:
+        assert (
+            json.load(f)["files"]["variables/variables.data-00000-of-00001"]
+            == hashlib.sha256(b"weights").hexdigest()
+        )
+
+
+def test_served_model_is_the_newest_complete_version_and_is_copied(tmp_path):
+    from components.served_model import spec as served_spec
+    from components.served_model.executor import Executor as ServedExecutor
+
+    serving = tmp_path / "serving"
+    props = {"base_directory": str(serving), "model_name": "cvpipe"}
+    empty = standard_artifacts.Model()
+    empty.uri = str(tmp_path / "served0")
+    ServedExecutor().Do({}, {"model": [empty]}, props)
+    assert empty.get_int_custom_property(served_spec.FOUND) == 0  # Nothing served yet.
+
+    old = push_directory(str(make_model_dir(tmp_path / "m1")), str(serving), "cvpipe", {"source_model": "m1"})
+    new = push_directory(str(make_model_dir(tmp_path / "m2")), str(serving), "cvpipe", {"source_model": "m2"})
+    os.makedirs(serving / "cvpipe" / str(int(os.path.basename(new)) + 5))  # Being written: no manifest.
+    served = standard_artifacts.Model()
+    served.uri = str(tmp_path / "served1")
+    ServedExecutor().Do({}, {"model": [served]}, props)
+    assert served.get_int_custom_property(served_spec.FOUND) == 1
+    assert (
+        served.get_int_custom_property(served_spec.SERVED_VERSION)
+        == int(os.path.basename(new))
+        != int(os.path.basename(old))
+    )
+    assert served.get_string_custom_property(served_spec.SOURCE_MODEL) == "m2"
+    copied = tmp_path / "served1" / "Format-Serving"
+    assert sorted(os.listdir(copied)) == ["saved_model.pb", "variables"]  # The manifest stays behind.

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 
+import tensorflow as tf
 from absl import logging
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
 from components.serving_pusher.push import find_pushed, push_directory
+from components.tflite_exporter.spec import PARITY_FILE
 
 
 class Executor(base_executor.BaseExecutor):
@@ -33,7 +35,7 @@ class Executor(base_executor.BaseExecutor):
         base, name = exec_properties["base_directory"], exec_properties["model_name"]
         target = find_pushed(base, name, tflite.uri)
         if not target:
-            with open(os.path.join(tflite.uri, "parity.json")) as f:
+            with tf.io.gfile.GFile(os.path.join(tflite.uri, PARITY_FILE)) as f:
                 parity = json.load(f)
             version = serving.get_int_custom_property("pushed_version")
             manifest = {

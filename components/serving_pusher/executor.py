@@ -6,6 +6,7 @@ import json
 import os
 from typing import Any
 
+import tensorflow as tf
 from absl import logging
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
@@ -27,8 +28,8 @@ class Executor(base_executor.BaseExecutor):
         runs = input_dict.get("model_run") or []
         if runs:
             metrics_path = os.path.join(runs[0].uri, "metrics.json")
-            if os.path.exists(metrics_path):
-                with open(metrics_path) as f:
+            if tf.io.gfile.exists(metrics_path):
+                with tf.io.gfile.GFile(metrics_path) as f:
                     manifest["metrics"] = json.load(f)
         examples = input_dict.get("examples") or []
         if examples:
@@ -42,5 +43,5 @@ class Executor(base_executor.BaseExecutor):
             target = push_directory(path_utils.serving_model_path(model.uri), base, name, manifest)
         pushed.set_int_custom_property("pushed", 1)
         pushed.set_string_custom_property("pushed_destination", target)
-        pushed.set_int_custom_property("pushed_version", int(os.path.basename(target)))
+        pushed.set_int_custom_property("pushed_version", int(target.rstrip("/").rsplit("/", 1)[-1]))
         logging.info("ServingPusher: pushed %s", target)
