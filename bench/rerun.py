@@ -4,8 +4,8 @@ Runs the whole default pipeline (the `make demo` configuration) on generated sha
 in one output directory and prints each run's wall time, which nodes ran and which came from the
 cache, and the ratio rerun / first run (target: at most 0.10).
 
-The first rerun re-evaluates: the Evaluator's baseline is the latest blessed model, which the
-first run has just made. From then on every node is reused.
+Every node of a rerun is reused, the Evaluator included: its baseline (the served model) is looked
+up by ServedModel, which only runs again when the examples change.
 
     .venv/bin/python bench/rerun.py --count 600
 """

@@ -23,7 +23,7 @@ from components.data_checks.spec import GATE_MARKER
 from components.image_example_gen import discovery as discovery_lib
 from components.image_example_gen.ingest import ingest
 from pipelines import metadata
-from pipelines.config import Config
+from pipelines.config import Config, ConfigError
 from pipelines.pipeline import SERVING_DIR, STATISTICS_GEN, create_pipeline  # noqa: F401 (SERVING_DIR: re-exported)
 
 Printer = Callable[[str], None]
@@ -144,6 +144,22 @@ class RunResult:
     outputs: dict[str, dict[str, list[str]]]  # node id -> output key -> artifact URIs.
 
 
+def check_writable(uri: str, what: str) -> None:
+    """A one-line ConfigError, before anything runs, when ``uri`` cannot be written (an unknown
+    scheme, a missing bucket, no credentials, no network), instead of a failure deep in a node."""
+    import tensorflow as tf
+
+    probe = f"{uri.rstrip('/')}/.cvpipe-write-check-{os.getpid()}"
+    try:
+        tf.io.gfile.makedirs(uri)
+        with tf.io.gfile.GFile(probe, "w") as f:
+            f.write("")
+        tf.io.gfile.remove(probe)
+    except (tf.errors.OpError, OSError) as e:
+        reason = (getattr(e, "message", None) or str(e)).strip().splitlines()[0][:200]
+        raise ConfigError(f"{what} {uri}: cannot write there ({reason})") from None
+
+
 def run_pipeline(
     config: Config,
     output_dir: str,
@@ -165,11 +181,15 @@ def run_pipeline(
     found, span = resolve_input(config)
     echo(f"Input: {len(found.candidates)} files under {found.root} (span {span})")
     metadata_path = os.path.join(output_dir, METADATA_FILE)
+    pipeline_root = pipeline_root or os.path.join(output_dir, PIPELINE_ROOT)
+    check_writable(pipeline_root, "--pipeline-root")
+    if train and push_root:
+        check_writable(push_root, "--push-to")
     if config.validation.baseline_statistics:
         echo(f"Drift baseline: {config.validation.baseline_statistics} (from the config)")
     pipeline = create_pipeline(
         config,
-        pipeline_root=pipeline_root or os.path.join(output_dir, PIPELINE_ROOT),
+        pipeline_root=pipeline_root,
         metadata_path=metadata_path,
         push_root=(push_root or output_dir) if train else None,
     )

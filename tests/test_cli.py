@@ -112,6 +112,7 @@ def test_run_killed_in_training_resumes_trains_blesses_pushes_and_reuses_the_cac
     assert re.search(r"  < EdgePusher finished in \d+\.\ds", printed)
     nodes = (
         "ImageExampleGen",
+        "ServedModel",
         "StatisticsGen",
         "SchemaGen",
         "ExampleValidator",
@@ -125,9 +126,9 @@ def test_run_killed_in_training_resumes_trains_blesses_pushes_and_reuses_the_cac
         "ServingPusher",
         "EdgePusher",
     )
-    for node in nodes[:8]:  # Up to the Tuner: finished before the kill.
+    for node in nodes[:9]:  # Up to the Tuner: finished before the kill.
         assert f"{node}: cached" in printed, node
-    for node in nodes[8:]:
+    for node in nodes[9:]:
         assert f"{node}: ran" in printed, node
     assert "Ingested 210 of 211 files: 1 quarantined" in printed
     assert "Data validation: PASS: no error anomalies" in printed
@@ -168,11 +169,9 @@ def test_run_killed_in_training_resumes_trains_blesses_pushes_and_reuses_the_cac
 
     assert main(args) == 0
     rerun = capsys.readouterr().out
-    for node in nodes[:10]:
+    for node in nodes:  # Nothing re-runs: the baseline is looked up only when the data changes.
         assert f"{node}: cached" in rerun
         assert f"  = {node} reused from cache" in rerun
-    # The Evaluator re-runs because its baseline (the latest blessed model) is now this model; the
-    # push is idempotent, so no second version appears.
     assert len(glob.glob(str(out / "serving" / "cvpipe" / "[0-9]*"))) == 1
     assert f"Serving model: {versions[0]}" in rerun
 
@@ -195,3 +194,23 @@ def test_installed_console_script_runs_from_any_directory(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Wrote 3 shapes images" in result.stdout
+
+
+def test_run_with_an_unwritable_pipeline_root_is_a_one_line_error(tmp_path, capsys):
+    images = tmp_path / "images"
+    main(["sample-data", str(images), "--count", "6"])
+    capsys.readouterr()
+    args = [
+        "run",
+        "--images",
+        str(images),
+        "--output",
+        str(tmp_path / "out"),
+        "--pipeline-root",
+        "nosuch://b/r",
+    ]
+    assert main(args) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("cvpipe: error: --pipeline-root nosuch://b/r: cannot write there (")
+    assert "not implemented" in error and len(error.splitlines()) == 1
+    assert not os.path.exists(tmp_path / "out" / "metadata.sqlite")  # Nothing ran.
