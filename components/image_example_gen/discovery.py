@@ -3,6 +3,9 @@
 Everything here works on file names and stat results only; no image is opened. Each input file or
 manifest row becomes one :class:`Candidate`; rows that can already be rejected (a path escaping the
 root, a missing file, no label) carry their quarantine reason so they are still accounted for.
+A local root is walked with ``os`` (symlinks are resolved and must stay inside the root); a root
+with a scheme (``gs://``, ``s3://``, ``ram://``) is listed with ``tf.io.gfile``, where there are no
+symlinks.
 
     >>> root, span = resolve_span("data/span-{SPAN}")
     >>> found = discover(root)
@@ -16,10 +19,13 @@ import csv
 import dataclasses
 import glob
 import hashlib
+import io
 import json
 import os
 import re
 from typing import Any
+
+import tensorflow as tf
 
 from components.image_example_gen import spec
 
@@ -28,6 +34,7 @@ PATH_COLUMN = "path"
 LABEL_COLUMN = "label"
 SPLIT_COLUMN = "split"  # Optional manifest column: a predefined split instead of the content hash.
 _EXTRA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _RESERVED = set(spec.BUILTIN_FEATURES) | {
     spec.STATUS,
     spec.REASON,
@@ -59,6 +66,11 @@ class Discovery:
     extra_columns: dict[str, str]  # Manifest column -> "int" | "float" | "str".
 
 
+def is_uri(path: str) -> bool:
+    """True for a path with a scheme (gs://, s3://, ram://...), read through tf.io.gfile."""
+    return bool(_SCHEME.match(path))
+
+
 def resolve_span(pattern: str, span: int | None = None) -> tuple[str, int]:
     """Resolves a ``{SPAN}`` pattern to the latest (or the given) span's path, as ExampleGen does.
 
@@ -72,7 +84,8 @@ def resolve_span(pattern: str, span: int | None = None) -> tuple[str, int]:
     prefix, suffix = pattern.split(SPAN_TOKEN)
     regex = re.compile(re.escape(prefix.rstrip("/")) + r"(\d+)" + re.escape(suffix.rstrip("/")) + "$")
     spans = {}
-    for match in glob.glob(pattern.replace(SPAN_TOKEN, "*").rstrip("/")):
+    matcher = tf.io.gfile.glob if is_uri(pattern) else glob.glob
+    for match in matcher(pattern.replace(SPAN_TOKEN, "*").rstrip("/")):
         found = regex.match(match.rstrip("/"))
         if found:
             spans[int(found.group(1))] = match
@@ -86,10 +99,12 @@ def resolve_span(pattern: str, span: int | None = None) -> tuple[str, int]:
 
 def discover(root: str, manifest: str | None = None) -> Discovery:
     """Lists candidates from class folders (``root/<label>/...``) or from a CSV/JSONL manifest."""
-    if not os.path.isdir(root):
+    if not (tf.io.gfile.isdir(root) if is_uri(root) else os.path.isdir(root)):
         raise FileNotFoundError(f"image root {root!r} is not a directory")
     if manifest:
         candidates, extra_columns = _from_manifest(root, manifest)
+    elif is_uri(root):
+        candidates, extra_columns = _from_uri_folders(root), {}
     else:
         candidates, extra_columns = _from_folders(root), {}
     labels = sorted({c.label for c in candidates if c.reason is None and c.label})
@@ -131,6 +146,27 @@ def _from_folders(root: str) -> list[Candidate]:
     return candidates
 
 
+def _from_uri_folders(root: str) -> list[Candidate]:
+    """``_from_folders`` for a root with a scheme: the same order and labels, no symlinks."""
+    root = root.rstrip("/")
+    candidates = []
+    for directory, dirs, files in tf.io.gfile.walk(root):
+        dirs.sort()  # tf.io.gfile.walk descends into this list after yielding it, as os.walk does.
+        rel_dir = directory.rstrip("/")[len(root) :].strip("/")
+        for name in sorted(f.rstrip("/") for f in files):
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            label = safe_text(rel.split("/", 1)[0]) if "/" in rel else None
+            if label is None:
+                candidates.append(
+                    Candidate(
+                        rel, None, reason=spec.MISSING_LABEL, detail="file is not inside a class folder"
+                    )
+                )
+            else:
+                candidates.append(Candidate(rel, label))
+    return candidates
+
+
 def safe_text(value: str) -> str:
     """File and folder names need not be UTF-8; undecodable bytes become visible escapes (\\xNN)."""
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
@@ -155,7 +191,7 @@ def _from_manifest(root: str, manifest: str) -> tuple[list[Candidate], dict[str,
             )
     extra_types = {name: _infer_type([row.get(name) for _, row in rows]) for name in extra_names}
 
-    real_root = os.path.realpath(root)
+    real_root = root if is_uri(root) else os.path.realpath(root)
     candidates = list(bad)
     for line, row in rows:
         raw_path = row.get(PATH_COLUMN)
@@ -188,6 +224,12 @@ def _check_path(root: str, real_root: str, path: str) -> tuple[str | None, str]:
     if normalised == ".." or normalised.startswith(".." + os.sep):
         return spec.PATH_ESCAPES_ROOT, f"{path!r} leads outside the root"
     full = os.path.join(root, normalised)
+    if is_uri(root):
+        if not tf.io.gfile.exists(full):
+            return spec.MISSING_FILE, "no such file under the root"
+        if tf.io.gfile.isdir(full):
+            return spec.NOT_A_FILE, "path is a directory"
+        return None, ""
     if not os.path.lexists(full):
         return spec.MISSING_FILE, "no such file under the root"
     if not _inside(os.path.realpath(full), real_root):
@@ -203,7 +245,7 @@ def _read_manifest(manifest: str) -> tuple[list[tuple[int, dict]], list[Candidat
     rows: list[tuple[int, dict]] = []
     bad: list[Candidate] = []
     if manifest.endswith((".jsonl", ".json", ".ndjson")):
-        with open(manifest, encoding="utf-8") as f:
+        with _open_text(manifest) as f:
             for line_number, line in enumerate(f, start=1):
                 if not line.strip():
                     continue
@@ -223,7 +265,7 @@ def _read_manifest(manifest: str) -> tuple[list[tuple[int, dict]], list[Candidat
                     continue
                 rows.append((line_number, row))
         return rows, bad
-    with open(manifest, encoding="utf-8", newline="") as f:
+    with _open_text(manifest) as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames or PATH_COLUMN not in reader.fieldnames:
             raise ValueError(
@@ -243,6 +285,14 @@ def _read_manifest(manifest: str) -> tuple[list[tuple[int, dict]], list[Candidat
                 continue
             rows.append((reader.line_num, row))
     return rows, bad
+
+
+def _open_text(path: str):
+    """A manifest as text: a local file, or one read whole through tf.io.gfile for a URI."""
+    if not is_uri(path):
+        return open(path, encoding="utf-8", newline="")
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return io.StringIO(f.read().decode("utf-8"), newline="")
 
 
 def _infer_type(values: list) -> str:
@@ -277,9 +327,17 @@ def fingerprint(discovery: Discovery) -> str:
     for candidate in discovery.candidates:
         full = os.path.join(discovery.root, candidate.path)
         try:
-            stat = os.stat(full)
-            digest.update(f"{candidate.path}|{candidate.label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-        except OSError:
+            size, mtime_ns = _size_and_mtime(full)
+            digest.update(f"{candidate.path}|{candidate.label}|{size}|{mtime_ns}\n".encode())
+        except (OSError, tf.errors.OpError):
             digest.update(f"{candidate.path}|{candidate.label}|missing\n".encode())
         digest.update(repr((candidate.extras, candidate.split)).encode())
     return digest.hexdigest()
+
+
+def _size_and_mtime(path: str) -> tuple[int, int]:
+    if is_uri(path):
+        stat = tf.io.gfile.stat(path)
+        return stat.length, stat.mtime_nsec
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns

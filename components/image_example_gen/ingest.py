@@ -21,14 +21,16 @@ import zlib
 from typing import Any, Iterable
 
 import apache_beam as beam
+import pyarrow as pa
 import pyarrow.parquet as pq
+import tensorflow as tf
 from apache_beam import coders
 from apache_beam.io import filebasedsink
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.tfrecordio import _TFRecordUtil
 
 from components.image_example_gen import spec
-from components.image_example_gen.discovery import Candidate, Discovery
+from components.image_example_gen.discovery import Candidate, Discovery, is_uri
 from components.image_example_gen.imaging import ImageOptions, Rejected, inspect_image
 from components.image_example_gen.records import (
     assign_split,
@@ -129,11 +131,17 @@ class _IngestDoFn(beam.DoFn):
         )
 
     def _read(self, candidate: Candidate) -> tuple[bytes | None, str]:
+        path = os.path.join(self._root, candidate.path)
         try:
-            with open(os.path.join(self._root, candidate.path), "rb") as f:
+            if is_uri(path):
+                with tf.io.gfile.GFile(path, "rb") as f:
+                    return f.read(), ""
+            with open(path, "rb") as f:
                 return f.read(), ""
         except OSError as e:
             return None, f"{type(e).__name__}: {e}"
+        except tf.errors.OpError as e:
+            return None, f"{type(e).__name__}: {e.message}"
 
 
 class _HashFile(_IngestDoFn):
@@ -341,10 +349,11 @@ def write_ingestion(
 
 
 def write_labels(labels: Iterable[str], *directories: str) -> None:
+    text = "".join(f"{label}\n" for label in labels)
     for directory in directories:
-        os.makedirs(directory, exist_ok=True)
-        with open(os.path.join(directory, spec.LABELS_FILE), "w", encoding="utf-8") as f:
-            f.writelines(f"{label}\n" for label in labels)
+        tf.io.gfile.makedirs(directory)
+        with tf.io.gfile.GFile(os.path.join(directory, spec.LABELS_FILE), "w") as f:
+            f.write(text)
 
 
 def summarize(
@@ -355,9 +364,10 @@ def summarize(
     ``expected`` is the number of candidates discovered; a catalog that does not account for every
     one of them is an error, not a summary.
     """
+    with tf.io.gfile.GFile(os.path.join(catalog_dir, spec.CATALOG_FILE), "rb") as f:
+        catalog = f.read()
     table = pq.read_table(
-        os.path.join(catalog_dir, spec.CATALOG_FILE),
-        columns=[spec.STATUS, spec.REASON, spec.SPLIT, spec.LABEL],
+        pa.BufferReader(catalog), columns=[spec.STATUS, spec.REASON, spec.SPLIT, spec.LABEL]
     )
     rows = table.to_pylist()
     status = collections.Counter(r[spec.STATUS] for r in rows)
@@ -387,8 +397,8 @@ def summarize(
         raise RuntimeError(f"catalog statuses do not add up: {summary}")
     if expected is not None and summary["seen"] != expected:
         raise RuntimeError(f"catalog has {summary['seen']} rows for {expected} discovered inputs")
-    with open(os.path.join(catalog_dir, spec.SUMMARY_FILE), "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2, sort_keys=True)
+    with tf.io.gfile.GFile(os.path.join(catalog_dir, spec.SUMMARY_FILE), "w") as f:
+        f.write(json.dumps(summary, indent=2, sort_keys=True))
     return summary
 
 
@@ -411,7 +421,7 @@ def ingest(
         write_ingestion(p, discovery, options, span=span, examples_dir=examples_dir, catalog_dir=catalog_dir)
     for split in options.split_names:
         # A split that received no image still gets its directory, so readers see an empty split.
-        os.makedirs(os.path.join(examples_dir, f"Split-{split}"), exist_ok=True)
+        tf.io.gfile.makedirs(os.path.join(examples_dir, f"Split-{split}"))
     write_labels(discovery.labels, examples_dir, catalog_dir)
     return summarize(
         catalog_dir,
