@@ -10,6 +10,7 @@ properties. Locally they are ordinary artifacts in ML Metadata.
 from tfx import types
 
 FILE_KEY = "file"  # Custom property: the file, inside the artifact directory, the UI shows.
+DISPLAY_NAME_KEY = "display_name"  # Custom property: the artifact's title in the UI.
 
 
 class HTMLPage(types.Artifact):

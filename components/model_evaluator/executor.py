@@ -6,6 +6,7 @@ from absl import logging
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.types import artifact_utils
 
+from components import kfp_ui
 from components.model_evaluator import spec
 from components.model_evaluator.summary import overall_metrics
 from components.served_model import spec as served_spec
@@ -28,6 +29,7 @@ class Executor(evaluator_executor.Executor):
         for name, value in figures.items():
             table.set_float_custom_property(name, value)
         table.set_int_custom_property("blessed", blessing.get_int_custom_property("blessed"))
+        table.set_string_custom_property(kfp_ui.DISPLAY_NAME_KEY, "evaluation (eval split)")
         if served:
             version = served[0].get_int_custom_property(served_spec.SERVED_VERSION)
             blessing.set_int_custom_property(spec.BASELINE_VERSION, version)

@@ -80,6 +80,7 @@ class Executor(base_executor.BaseExecutor):
         tf.io.gfile.makedirs(page.uri)
         tf.io.gfile.copy(path, os.path.join(page.uri, spec.REPORT_FILE), overwrite=True)
         page.set_string_custom_property(kfp_ui.FILE_KEY, spec.REPORT_FILE)
+        page.set_string_custom_property(kfp_ui.DISPLAY_NAME_KEY, "data validation report")
         verdict = artifact_utils.get_single_instance(output_dict[spec.VERDICT_KEY])
         checks_uri = artifact_utils.get_single_uri(input_dict[checks_spec.CHECKS_KEY])
         with tf.io.gfile.GFile(os.path.join(checks_uri, checks_spec.CHECKS_FILE)) as f:
@@ -88,6 +89,7 @@ class Executor(base_executor.BaseExecutor):
         with tf.io.gfile.GFile(os.path.join(verdict.uri, spec.VERDICT_FILE), "w") as f:
             f.write(markdown)
         verdict.set_string_custom_property(kfp_ui.FILE_KEY, spec.VERDICT_FILE)
+        verdict.set_string_custom_property(kfp_ui.DISPLAY_NAME_KEY, "data validation verdict")
 
 
 def verdict_markdown(checks: dict, report_path: str) -> str:
