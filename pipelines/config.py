@@ -99,7 +99,7 @@ class ValidationConfig:
     numeric_drift: float = 0.1  # Jensen-Shannon threshold against the previous span.
     drift_features: dict[str, str] = dataclasses.field(default_factory=dict)  # Feature -> linf | js.
     severities: dict[str, str] = dataclasses.field(default_factory=dict)  # Check -> error | warning.
-    baseline_statistics: str | None = None  # Statistics artifact URI; null = previous span from MLMD.
+    baseline_statistics: str | None = None  # Statistics artifact URI; null = the statistics store.
     thumbnails_per_class: int = 8  # Report thumbnails per class (0 = none).
 
     def validate(self, where: str) -> None:

@@ -38,7 +38,7 @@ def test_serving_pusher_readme_snippet_runs(tmp_path, capsys):
     model.mkdir()
     (model / "saved_model.pb").write_bytes(b"x")
     exec(block, {"MODEL_DIR": str(model), "SERVING_DIR": str(tmp_path / "serving")})
-    assert "['saved_model.pb']" in capsys.readouterr().out
+    assert capsys.readouterr().out == "['saved_model.pb']\nTrue\n"
 
 
 def test_tflite_and_model_readme_snippets_run(capsys):
@@ -61,3 +61,15 @@ def test_data_checks_and_report_readme_snippets_run(capsys):
     (block,) = python_blocks("components/validation_report/README.md")
     exec(block, {})
     assert capsys.readouterr().out == "True False\n"
+
+
+def test_served_model_and_evaluator_readme_snippets_run(tmp_path, capsys):
+    (block,) = python_blocks("components/served_model/README.md")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "saved_model.pb").write_bytes(b"x")
+    exec(block, {"MODEL_DIR": str(model), "SERVING_DIR": str(tmp_path / "serving")})
+    assert capsys.readouterr().out == "None\nTrue Trainer/model/7\n"
+    (block,) = python_blocks("components/model_evaluator/README.md")
+    exec(block, {})
+    assert capsys.readouterr().out == "['blessing', 'evaluation', 'metrics']\n"
