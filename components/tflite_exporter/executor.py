@@ -31,7 +31,10 @@ def export_variants(
     model_name: str,
     version: str = "1",
 ) -> dict[str, Any]:
-    """Writes model_<mode>.tflite, labels.txt and parity.json to ``out_dir``; returns the parity."""
+    """Writes model_<mode>.tflite, labels.txt and parity.json to ``out_dir``; returns the parity.
+
+    Every path may be a URI (gs://...): files are read and written through tf.io.gfile.
+    """
     import tensorflow as tf
 
     params = export.read_params(serving_dir)
@@ -50,9 +53,9 @@ def export_variants(
     network = convert.float_input_model(serving_dir)
     representative = convert.representative_sample(train_images, train_labels, representative_count)
 
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "labels.txt"), "w") as f:
-        f.writelines(f"{label}\n" for label in labels)
+    tf.io.gfile.makedirs(out_dir)
+    with tf.io.gfile.GFile(os.path.join(out_dir, "labels.txt"), "w") as f:
+        f.write("".join(f"{label}\n" for label in labels))
     reports = []
     for mode in modes:
         model = convert.convert(network, mode, representative)
@@ -65,7 +68,7 @@ def export_variants(
             description=f"Image classifier over {len(labels)} labels; input {size}x{size}x{channels} "
             f"pixels 0-255 ({'uint8' if mode == 'int8' else 'float32'}).",
         )
-        with open(os.path.join(out_dir, f"model_{mode}.tflite"), "wb") as f:
+        with tf.io.gfile.GFile(os.path.join(out_dir, f"model_{mode}.tflite"), "wb") as f:
             f.write(model)
         report = convert.evaluate_variant(mode, model, eval_images, eval_labels, reference_top1)
         reports.append(convert.gate(report, reference_accuracy, max_accuracy_drop, min_agreement))
@@ -79,8 +82,8 @@ def export_variants(
         "variants": [dataclasses.asdict(r) for r in reports],
         "blessed": all(r.blessed for r in reports),
     }
-    with open(os.path.join(out_dir, PARITY_FILE), "w") as f:
-        json.dump(parity, f, indent=2)
+    with tf.io.gfile.GFile(os.path.join(out_dir, PARITY_FILE), "w") as f:
+        f.write(json.dumps(parity, indent=2))
     return parity
 
 
