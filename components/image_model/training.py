@@ -8,6 +8,7 @@ under ``MultiWorkerMirroredStrategy`` (``multi_worker``); the chief (worker 0) e
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import shutil
@@ -120,13 +121,11 @@ def train(spec: TrainSpec, *, log_dir: str | None = None) -> dict[str, float]:
         loss, accuracy = model.evaluate(_shard_by_data(test_ds), verbose=0)
         metrics = {"test_loss": float(loss), "test_accuracy": float(accuracy)}
     if spec.weights_dump_dir:
-        os.makedirs(spec.weights_dump_dir, exist_ok=True)
         task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
-        name = f"worker-{task.get('index', 0)}.npz"
-        np.savez(os.path.join(spec.weights_dump_dir, name), *model.get_weights())
+        _write_weights(model, os.path.join(spec.weights_dump_dir, f"worker-{task.get('index', 0)}.npz"))
     chief = is_chief()
     # Under multi-worker training every worker must save (the save is a collective); only the
-    # chief's copy is kept.
+    # chief's copy is kept. The others' copies go to a local scratch directory.
     target = spec.serving_model_dir if chief else tempfile.mkdtemp(prefix="cvpipe-worker-export-")
     export.export_serving_model(
         model,
@@ -139,22 +138,30 @@ def train(spec: TrainSpec, *, log_dir: str | None = None) -> dict[str, float]:
     if not chief:
         shutil.rmtree(target, ignore_errors=True)
         return metrics
-    if chief:
-        os.makedirs(spec.model_run_dir, exist_ok=True)
-        with open(os.path.join(spec.model_run_dir, "metrics.json"), "w") as f:
-            json.dump(
-                {
-                    **metrics,
-                    "hyperparameters": spec.hyperparameters,
-                    "epochs": spec.epochs,
-                    "strategy": spec.strategy,
-                    "replicas": replicas,
-                },
-                f,
-                indent=2,
-            )
-        shutil.rmtree(spec.backup_dir, ignore_errors=True)  # Finished: nothing left to resume.
+    summary = {
+        **metrics,
+        "hyperparameters": spec.hyperparameters,
+        "epochs": spec.epochs,
+        "strategy": spec.strategy,
+        "replicas": replicas,
+    }
+    tf.io.gfile.makedirs(spec.model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(spec.model_run_dir, "metrics.json"), "w") as f:
+        f.write(json.dumps(summary, indent=2))
+    try:
+        tf.io.gfile.rmtree(spec.backup_dir)  # Finished: nothing left to resume.
+    except tf.errors.NotFoundError:
+        pass
     return metrics
+
+
+def _write_weights(model: tf.keras.Model, path: str) -> None:
+    """The model's weights as an .npz file (np.load reads it back), written through tf.io.gfile."""
+    buffer = io.BytesIO()
+    np.savez(buffer, *model.get_weights())
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(buffer.getvalue())
 
 
 def _shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
