@@ -16,6 +16,21 @@ os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"(google|kfp)\..*")
 
 
+def _read_json(path: str):
+    """A JSON artifact file (local or any URI tf.io.gfile knows), or None when there is none."""
+    import tensorflow as tf
+
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def _shown(path: str) -> str:
+    """A local path made absolute for printing; a URI (gs://...) as given."""
+    return path if "://" in path else os.path.abspath(path)
+
+
 def _config(args, **input_overrides):
     from pipelines.config import load_config
 
@@ -36,7 +51,7 @@ def cmd_ingest(args) -> int:
 
     config = _config(args, images=args.images, manifest=args.manifest, span=args.span)
     summary = run_ingest(config, args.output)
-    out = os.path.abspath(args.output)
+    out = _shown(args.output)
     print(
         f"Ingested {summary['ingested']} of {summary['seen']} files in {summary['seconds']}s: "
         f"{summary['quarantined']} quarantined, {summary['duplicates']} duplicates."
@@ -58,7 +73,13 @@ def cmd_run(args) -> int:
     config = _config(args, images=args.images, manifest=args.manifest, span=args.span)
     print(f"Running pipeline {config.pipeline_name!r} with the Beam DAG runner")
     try:
-        result = run_pipeline(config, args.output, train=not args.validate_only)
+        result = run_pipeline(
+            config,
+            args.output,
+            train=not args.validate_only,
+            pipeline_root=args.pipeline_root,
+            push_root=args.push_to,
+        )
     except DataGateError as e:
         print(str(e), file=sys.stderr)
         return 3
@@ -66,9 +87,8 @@ def cmd_run(args) -> int:
     for node, state in result.nodes.items():
         print(f"  {node}: {state}")
     catalog = result.outputs.get(EXAMPLE_GEN, {}).get("catalog", [None])[0]
-    if catalog:
-        with open(os.path.join(catalog, "summary.json")) as f:
-            summary = json.load(f)
+    summary = _read_json(os.path.join(catalog, "summary.json")) if catalog else None
+    if summary:
         print(
             f"Ingested {summary['ingested']} of {summary['seen']} files: {summary['quarantined']} "
             f"quarantined, {summary['duplicates']} duplicates ({summary['by_reason']})"
@@ -91,8 +111,9 @@ def _print_validation(result) -> None:
     checks_uri = result.outputs.get(DATA_CHECKS, {}).get("checks", [None])[0]
     if not checks_uri:
         return
-    with open(os.path.join(checks_uri, CHECKS_FILE)) as f:
-        checks = json.load(f)
+    checks = _read_json(os.path.join(checks_uri, CHECKS_FILE))
+    if checks is None:
+        return
     gate = " (gate: warn, so the run went on)" if checks["verdict"] == "fail" else ""
     print(f"Data validation: {checks['verdict'].upper()}{gate}: {checks['reason']}")
     for anomaly in checks["anomalies"]:
@@ -106,7 +127,7 @@ def cmd_report(args) -> int:
     from pipelines.runner import write_report
 
     path = write_report(args.run_dir, args.out)
-    print(f"Report: {os.path.abspath(path)}")
+    print(f"Report: {_shown(path)}")
     return 0
 
 
@@ -115,7 +136,11 @@ def cmd_compile(args) -> int:
 
     config = _config(args, images=args.images)
     path = compile_pipeline(
-        config, args.output, image=args.image or DEFAULT_IMAGE, pipeline_root=args.pipeline_root
+        config,
+        args.output,
+        image=args.image or DEFAULT_IMAGE,
+        pipeline_root=args.pipeline_root,
+        push_root=args.push_to,
     )
     spec = load_spec(path)
     print(f"Compiled {spec.pipeline_info.name!r} for Kubeflow Pipelines (KFP v2 PipelineSpec): {path}")
@@ -183,21 +208,21 @@ def cmd_lineage(args) -> int:
 
 
 def _print_model_outputs(result) -> None:
+    import tensorflow as tf
+
     from pipelines.pipeline import EVALUATOR, PUSHER, TRAINER, TUNER
 
     tuned = result.outputs.get(TUNER, {}).get("best_hyperparameters", [None])[0]
-    if tuned and os.path.exists(os.path.join(tuned, "best_hyperparameters.txt")):
-        with open(os.path.join(tuned, "best_hyperparameters.txt")) as f:
-            print(f"Tuned:     {json.load(f).get('values')}")
+    hyperparameters = _read_json(os.path.join(tuned, "best_hyperparameters.txt")) if tuned else None
+    if hyperparameters:
+        print(f"Tuned:     {hyperparameters.get('values')}")
     run = result.outputs.get(TRAINER, {}).get("model_run", [None])[0]
-    if run and os.path.exists(os.path.join(run, "metrics.json")):
-        with open(os.path.join(run, "metrics.json")) as f:
-            metrics = json.load(f)
-        if "test_accuracy" in metrics:
-            print(f"Test accuracy: {metrics['test_accuracy']:.4f}")
+    metrics = _read_json(os.path.join(run, "metrics.json")) if run else None
+    if metrics and "test_accuracy" in metrics:
+        print(f"Test accuracy: {metrics['test_accuracy']:.4f}")
     blessing = result.outputs.get(EVALUATOR, {}).get("blessing", [None])[0]
     if blessing:
-        blessed = os.path.exists(os.path.join(blessing, "BLESSED"))
+        blessed = tf.io.gfile.exists(os.path.join(blessing, "BLESSED"))
         print(f"Evaluation: {'BLESSED' if blessed else 'NOT blessed'} ({blessing})")
     pushed = result.outputs.get(PUSHER, {}).get("pushed_model", [None])[0]
     if pushed is not None:
@@ -208,9 +233,8 @@ def _print_model_outputs(result) -> None:
     from pipelines.pipeline import EDGE_PUSHER, TFLITE_EXPORTER
 
     tflite = result.outputs.get(TFLITE_EXPORTER, {}).get("tflite_model", [None])[0]
-    if tflite and os.path.exists(os.path.join(tflite, "parity.json")):
-        with open(os.path.join(tflite, "parity.json")) as f:
-            parity = json.load(f)
+    parity = _read_json(os.path.join(tflite, "parity.json")) if tflite else None
+    if parity:
         for v in parity["variants"]:
             print(
                 f"TFLite {v['mode']}: accuracy {v['accuracy']:.4f}, agreement {v['agreement']:.3f}, "
@@ -224,7 +248,7 @@ def _print_model_outputs(result) -> None:
         destination = pushed_destination(result.metadata_path, edge)
         print(f"Edge model:    {destination or 'not pushed (see the TFLite gate above)'}")
         if destination:
-            for name in sorted(os.listdir(destination)):
+            for name in sorted(entry.rstrip("/") for entry in tf.io.gfile.listdir(destination)):
                 if name.endswith(".tflite"):
                     print(f"TFLite file:   {os.path.join(destination, name)}")
     if pushed is not None:
@@ -267,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", help="YAML config overriding pipelines/configs/default.yaml")
         if name == "run":
             p.add_argument("--validate-only", action="store_true", help="stop after data validation")
+            p.add_argument("--pipeline-root", help="artifact root, any URI TensorFlow knows (default OUTPUT/pipeline_root)")
+            p.add_argument("--push-to", help="where serving/ and edge/ are pushed, any URI (default OUTPUT)")
         p.set_defaults(func=func)
     p = sub.add_parser("compile", help="compile the pipeline for Kubeflow Pipelines (KFP v2 spec)")
     p.add_argument("--config", help="YAML config overriding pipelines/configs/default.yaml")
@@ -276,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pipeline-root", help="artifact root, e.g. gs://bucket/root (default gs://NAME-pipeline-root)"
     )
+    p.add_argument("--push-to", help="where serving/ and edge/ are pushed (default: the pipeline root)")
     p.set_defaults(func=cmd_compile)
     p = sub.add_parser("submit", help="upload a compiled pipeline to Kubeflow Pipelines and start a run")
     p.add_argument("pipeline_file")

@@ -12,6 +12,8 @@ import json
 import os
 from typing import Any
 
+import tensorflow as tf
+
 from components.data_checks.spec import DataCheckResults
 from components.validation_report.spec import REPORT_FILE, ValidationReport
 from pipelines import metadata
@@ -87,8 +89,8 @@ def _pushed(graph: _Graph, target: str):
     """The PushedModel artifact of ``target`` (a pushed directory), or the run's latest serving push."""
     pushed_type = graph.store.get_artifact_type("PushedModel")
     pushed = [a for a in graph.store.get_artifacts_by_type(pushed_type.name) if _prop(a, "pushed") == 1]
-    real = os.path.realpath(target)
-    exact = [a for a in pushed if os.path.realpath(str(_prop(a, "pushed_destination") or "")) == real]
+    real = _canonical(target)
+    exact = [a for a in pushed if _canonical(str(_prop(a, "pushed_destination") or "")) == real]
     if exact:
         return max(exact, key=lambda a: a.id)
     serving = [a for a in pushed if graph.node(graph.producer(a)) == PUSHER]
@@ -97,6 +99,19 @@ def _pushed(graph: _Graph, target: str):
     if os.path.exists(os.path.join(target, METADATA_FILE)):
         return max(serving, key=lambda a: a.id)
     raise FileNotFoundError(f"{target}: not a pushed model directory of this run")
+
+
+def _canonical(path: str) -> str:
+    """A local path resolved (symlinks, relative parts); a URI (gs://...) without a trailing slash."""
+    return path.rstrip("/") if "://" in path else os.path.realpath(path)
+
+
+def _read_json(path: str) -> Any:
+    """A JSON artifact file read through tf.io.gfile, or None when there is none."""
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
 
 
 def lineage(target: str) -> dict[str, Any]:
@@ -142,9 +157,8 @@ def lineage(target: str) -> dict[str, Any]:
         "baseline_model": baseline[0].uri if baseline else None,
     }
     run = inputs.get("model_run")
-    if run and os.path.exists(os.path.join(run[0].uri, "metrics.json")):
-        with open(os.path.join(run[0].uri, "metrics.json")) as f:
-            metrics = json.load(f)
+    metrics = _read_json(os.path.join(run[0].uri, "metrics.json")) if run else None
+    if metrics is not None:
         info["evaluation"]["training_metrics"] = {k: v for k, v in metrics.items() if k != "hyperparameters"}
 
     info["span"] = _prop(examples, "span")
@@ -182,19 +196,14 @@ def _data_validation(graph: _Graph, examples) -> dict[str, Any]:
 
 
 def _hyperparameters(uri: str):
-    path = os.path.join(uri, "best_hyperparameters.txt")
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f).get("values")
+    tuned = _read_json(os.path.join(uri, "best_hyperparameters.txt"))
+    return tuned.get("values") if tuned is not None else None
 
 
 def _tflite(artifact) -> dict[str, Any]:
-    path = os.path.join(artifact.uri, "parity.json")
     summary: dict[str, Any] = {"uri": artifact.uri, "blessed": bool(_prop(artifact, "blessed"))}
-    if os.path.exists(path):
-        with open(path) as f:
-            parity = json.load(f)
+    parity = _read_json(os.path.join(artifact.uri, "parity.json"))
+    if parity is not None:
         summary["variants"] = {
             v["mode"]: {k: v[k] for k in ("accuracy", "agreement", "size_bytes") if k in v}
             for v in parity.get("variants", [])

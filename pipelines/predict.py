@@ -1,5 +1,7 @@
 """Classifying image files with a pushed (or trained) SavedModel, as TF Serving would.
 
+The model may be local or under any URI tf.io.gfile knows (gs://...); the images are local files.
+
 for path, result in predict("out/serving/cvpipe", ["cat.jpg"]):
     print(path, result.label, result.score)
 """
@@ -23,8 +25,8 @@ class Prediction:
 
 
 def resolve_model_dir(path: str) -> str:
-    """A SavedModel dir, or a TF Serving model dir (its highest numeric version)."""
-    if os.path.exists(os.path.join(path, "saved_model.pb")):
+    """A SavedModel dir, or a TF Serving model dir (its highest numeric version); local or a URI."""
+    if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
         return path
     versions = list_versions(path)
     if versions:
@@ -67,7 +69,7 @@ def predict_tflite(model_path: str, image_paths: list[str]) -> list[tuple[str, P
     from components.image_model.model import decode_and_resize
     from components.tflite_exporter.convert import Classifier, read_metadata
 
-    with open(model_path, "rb") as f:
+    with tf.io.gfile.GFile(model_path, "rb") as f:
         model = f.read()
     _, labels = read_metadata(model)
     classifier = Classifier(model)
