@@ -59,6 +59,55 @@ def test_truncated_png_is_quarantined():
     assert rejected_reason(data[: len(data) // 2]) in (spec.TRUNCATED_IMAGE, spec.CORRUPT_IMAGE)
 
 
+def _png_chunks(data):
+    import struct
+
+    chunks, i = [], 8
+    while i < len(data):
+        (length,) = struct.unpack(">I", data[i : i + 4])
+        chunks.append((data[i + 4 : i + 8], data[i + 8 : i + 8 + length]))
+        i += 12 + length
+    return chunks
+
+
+def _png(chunks):
+    import struct
+    import zlib
+
+    return b"\x89PNG\r\n\x1a\n" + b"".join(
+        struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        for kind, body in chunks
+    )
+
+
+@pytest.mark.parametrize("damage", ["no_final_chunk", "truncated_final_chunk"])
+def test_png_that_pillow_reads_but_tensorflow_cannot_is_quarantined_with_reason(damage):
+    data = encode(gradient(48, 40), "PNG")
+    if damage == "no_final_chunk":
+        damaged = _png([c for c in _png_chunks(data) if c[0] != b"IEND"])
+    else:
+        damaged = data[:-6]
+    image = Image.open(io.BytesIO(damaged))
+    image.load()  # Pillow decodes every pixel...
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        tf.io.decode_png(damaged)  # ...the decoder training uses does not.
+    with pytest.raises(Rejected) as info:
+        inspect_image(damaged, OPTIONS)
+    assert info.value.reason == spec.CORRUPT_IMAGE
+    assert info.value.detail.startswith("TensorFlow cannot decode the PNG data")
+
+
+def test_pillow_decompression_bomb_guard_stays_on_and_bombs_are_quarantined():
+    assert Image.MAX_IMAGE_PIXELS is not None  # Importing cvpipe does not turn it off.
+    chunks = _png_chunks(encode(gradient(16, 16), "PNG"))
+    header = (20000).to_bytes(4, "big") * 2 + chunks[0][1][8:]  # 400 MP: past Pillow's own guard.
+    data = _png([(b"IHDR", header), *chunks[1:]])
+    options = ImageOptions(channels=3, min_width=8, min_height=8, max_pixels=10**9)
+    with pytest.raises(Rejected) as info:
+        inspect_image(bytes(data), options)
+    assert info.value.reason == spec.TOO_MANY_PIXELS and "decompression-bomb" in info.value.detail
+
+
 def test_corrupt_png_header_is_quarantined():
     data = bytearray(encode(gradient(), "PNG"))
     data[16:24] = b"\xff" * 8  # width and height in IHDR

@@ -22,9 +22,9 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from components.image_example_gen import spec
 
-# The pixel limit is enforced by inspect_image from the header, before any pixel is decoded, so it
-# is configurable and yields a quarantine reason instead of Pillow's warning or exception.
-Image.MAX_IMAGE_PIXELS = None
+# The pixel limit (options.max_pixels) is checked by inspect_image from the header, before any
+# pixel is decoded. Pillow's own decompression-bomb guard stays on for every program that imports
+# cvpipe: an image past it (over 2 x Image.MAX_IMAGE_PIXELS) is quarantined as too_many_pixels.
 # A truncated file must fail to load rather than be padded with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -107,6 +107,8 @@ def _inspect(data: bytes, options: ImageOptions) -> InspectedImage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as e:
+        raise Rejected(spec.TOO_MANY_PIXELS, f"Pillow's decompression-bomb guard: {_describe(e)}") from None
     except UnidentifiedImageError:
         known = sniff_format(data)
         if known:
@@ -161,6 +163,9 @@ def _inspect(data: bytes, options: ImageOptions) -> InspectedImage:
         raise Rejected(reason, f"pixel data does not decode: {message}") from None
 
     if passthrough:
+        # Pillow tolerates what libpng (TensorFlow's decoder, which reads the file in training)
+        # refuses, e.g. a missing or truncated final chunk: the file must pass both.
+        _verify_png_with_tensorflow(data, width, height, options.channels)
         return InspectedImage(data, "png", "png", width, height, options.channels, False, metadata)
 
     try:
@@ -194,6 +199,20 @@ def _verify_jpeg_with_tensorflow(data: bytes, width: int, height: int, channels:
     expected = (-(-height // 8), -(-width // 8), channels)
     if tuple(pixels.shape) != expected:
         raise Rejected(spec.CORRUPT_IMAGE, f"decoded shape {tuple(pixels.shape)} != header {expected}")
+
+
+def _verify_png_with_tensorflow(data: bytes, width: int, height: int, channels: int) -> None:
+    import tensorflow as tf
+
+    try:
+        pixels = tf.io.decode_png(data, channels=channels)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
+        message = str(e).strip().splitlines()[-1][:200]
+        raise Rejected(spec.CORRUPT_IMAGE, f"TensorFlow cannot decode the PNG data: {message}") from None
+    if tuple(pixels.shape) != (height, width, channels):
+        raise Rejected(
+            spec.CORRUPT_IMAGE, f"decoded shape {tuple(pixels.shape)} != header {(height, width, channels)}"
+        )
 
 
 _SIGNATURES = (
