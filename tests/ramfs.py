@@ -183,13 +183,17 @@ class RamFileSystem(FileSystem):
         return FileMetadata(path, stat.length, stat.mtime_nsec / 1e9)
 
     def delete(self, paths):
-        def delete(path):
-            if not tf.io.gfile.exists(path):
-                raise IOError(f"No files found to delete under: {path}")
-            if tf.io.gfile.isdir(path):
-                tf.io.gfile.rmtree(path)
-            else:
-                tf.io.gfile.remove(path)
+        def delete(pattern):
+            # Like Beam's local filesystem: a path or a glob; directories go with everything in them.
+            found = tf.io.gfile.glob(pattern) if any(c in pattern for c in "*?[") else [pattern]
+            found = [path for path in found if tf.io.gfile.exists(path)]
+            if not found:
+                raise IOError(f"No files found to delete under: {pattern}")
+            for path in found:
+                if tf.io.gfile.isdir(path):
+                    tf.io.gfile.rmtree(path)
+                else:
+                    tf.io.gfile.remove(path)
 
         self._each("Delete", list(paths), delete)
 
