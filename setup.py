@@ -6,7 +6,7 @@ setup(
     name="cvpipe",
     version="0.1.0",
     description="TFX component pipeline for image models: ingest, validate, train, push.",
-    python_requires=">=3.9,<3.11",
+    python_requires=">=3.10,<3.11",
     packages=find_packages(include=["components", "components.*", "pipelines", "pipelines.*",
                                     "schemas", "schemas.*"]),
     package_data={"pipelines": ["configs/*.yaml"], "schemas": ["*.pbtxt", "*.md"],

@@ -242,7 +242,7 @@ class EdgeConfig:
 @dataclasses.dataclass
 class BeamConfig:
     # Arguments for every Beam pipeline of the run. Locally the DirectRunner with one process per
-    # core; see README "Running on a cluster" for Dataflow, Flink and Spark arguments.
+    # core; see README "Configuration" for Dataflow, Flink and Spark arguments.
     args: list[str] = dataclasses.field(
         default_factory=lambda: ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
     )

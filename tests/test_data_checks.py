@@ -373,3 +373,17 @@ def test_statistics_store_compares_with_the_last_span_that_passed(tmp_path):
     assert store.baseline_for(root, 8).span == 7
     assert store.baseline_for(root, 3) is None
     assert os.path.exists(os.path.join(store.baseline_for(root, 5).uri, "Split-train", "FeatureStats.pb"))
+
+
+def test_report_thumbnails_stop_reading_once_every_label_is_full(shapes_examples, tmp_path):
+    from components.validation_report.render import sample_thumbnails
+
+    examples_dir, labels, _ = shapes_examples
+    shutil.copytree(os.path.join(examples_dir, "Split-train"), tmp_path / "Split-train")
+    shutil.copy(os.path.join(examples_dir, spec.LABELS_FILE), tmp_path / spec.LABELS_FILE)
+    write(tmp_path / "Split-eval" / "data_tfrecord-00000.gz", b"not a TFRecord")  # Never read.
+    found = sample_thumbnails(str(tmp_path), ["train", "eval"], per_class=2, max_classes=60)
+    assert sorted(found) == sorted(labels) and all(len(v) == 2 for v in found.values())
+    os.remove(tmp_path / spec.LABELS_FILE)  # No vocabulary: every split is read, the bad one too.
+    with pytest.raises(Exception, match="corrupted record|DataLoss|not a gzip|incorrect header"):
+        sample_thumbnails(str(tmp_path), ["train", "eval"], per_class=2, max_classes=60)

@@ -57,10 +57,17 @@ def sample_thumbnails(
 ) -> dict[str, list[tuple[str, str]]]:
     """Up to ``per_class`` thumbnails for each of up to ``max_classes`` labels, read from the examples.
 
-    Reads the splits in order and stops as soon as every class seen so far is full, so a large
-    dataset is not read in full unless a class is rare.
+    Reads the splits in order and stops once every label of the ingestion's vocabulary (its
+    labels.txt, up to ``max_classes`` of them) has ``per_class`` samples, so a large dataset is not
+    read in full unless a class is rare; without a vocabulary every split is read.
     """
     import tensorflow as tf
+
+    vocabulary = os.path.join(examples_uri, spec.LABELS_FILE)
+    expected = None
+    if tf.io.gfile.exists(vocabulary):
+        with tf.io.gfile.GFile(vocabulary) as f:
+            expected = min(max_classes, sum(1 for line in f if line.strip()))
 
     features = {
         spec.IMAGE: tf.io.FixedLenFeature([], tf.string),
@@ -84,7 +91,15 @@ def sample_thumbnails(
                 samples = found.setdefault(label, [])
                 if len(samples) < per_class:
                     samples.append((thumbnail_uri(image, size), path.decode("utf-8", "replace")))
+            if _full(found, expected, per_class):
+                return dict(sorted(found.items()))
     return dict(sorted(found.items()))
+
+
+def _full(found: dict[str, list], expected: int | None, per_class: int) -> bool:
+    return (
+        expected is not None and len(found) >= expected and all(len(s) >= per_class for s in found.values())
+    )
 
 
 def _e(value: Any) -> str:
