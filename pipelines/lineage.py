@@ -76,6 +76,11 @@ def _find_metadata(target: str) -> str:
     )
 
 
+def _served(model) -> str:
+    """A ServedModel artifact as the pushed version it copied."""
+    return f"served version {_prop(model, 'served_version')} ({_prop(model, 'served_path')})"
+
+
 def _prop(artifact, name: str):
     for props in (artifact.custom_properties, artifact.properties):
         if name in props:
@@ -145,8 +150,9 @@ def lineage(target: str) -> dict[str, Any]:
     tuned = trainer_inputs.get("hyperparameters")
     info["hyperparameters"] = _hyperparameters(tuned[0].uri) if tuned else "from the config (no Tuner)"
     info["hyperparameters_uri"] = tuned[0].uri if tuned else None
-    if trainer_inputs.get("base_model"):
-        info["warm_started_from"] = trainer_inputs["base_model"][0].uri
+    base = trainer_inputs.get("base_model")
+    if base and _prop(base[0], "found"):
+        info["warm_started_from"] = _served(base[0])
 
     evaluator = graph.producer(blessing)
     evaluation = graph.artifacts(evaluator, OUTPUT).get("evaluation", [None])[0]
@@ -154,7 +160,8 @@ def lineage(target: str) -> dict[str, Any]:
     info["evaluation"] = {
         "blessed": bool(_prop(blessing, "blessed")),
         "uri": evaluation.uri if evaluation else None,
-        "baseline_model": baseline[0].uri if baseline else None,
+        # The served version compared against (ServedModel's artifact is empty when none was).
+        "baseline_model": _served(baseline[0]) if baseline and _prop(baseline[0], "found") else None,
     }
     run = inputs.get("model_run")
     metrics = _read_json(os.path.join(run[0].uri, "metrics.json")) if run else None
@@ -231,7 +238,7 @@ def format_lineage(info: dict[str, Any]) -> str:
     verdict = "BLESSED" if evaluation.get("blessed") else "not blessed"
     lines.append(
         f"  evaluation:  {verdict} ({evaluation.get('uri')}), "
-        f"baseline {evaluation.get('baseline_model') or 'none'}"
+        f"baseline: {evaluation.get('baseline_model') or 'none (nothing was served yet)'}"
     )
     metrics = evaluation.get("training_metrics")
     if metrics:

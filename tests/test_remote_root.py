@@ -45,7 +45,7 @@ def _read_uri(uri: str) -> str:
 
 @pytest.mark.slow
 def test_pipeline_on_an_object_store_root_trains_pushes_and_compares_with_the_served_model(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, capsys
 ):
     images = tmp_path / "images"
     write_sample_data(str(images), kind="shapes", count=60, seed=5)
@@ -87,3 +87,9 @@ def test_pipeline_on_an_object_store_root_trains_pushes_and_compares_with_the_se
     (table,) = store.get_artifacts_by_uri(second.outputs[nodes.EVALUATOR]["metrics"][0])
     assert "baseline_sparse_categorical_accuracy" in table.custom_properties
     assert _local_files(str(out)) == ["metadata.sqlite"] and _local_files(str(work)) == []
+
+    from pipelines.cli import main
+
+    capsys.readouterr()
+    assert main(["lineage", str(out)]) == 0
+    assert f"baseline: served version {version} ({serving}/{version})" in capsys.readouterr().out
