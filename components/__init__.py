@@ -22,7 +22,6 @@ _ARTIFACT_TYPES = {
     "DataCheckResults": "components.data_checks.spec",
     "ValidationReport": "components.validation_report.spec",
     "TFLiteModel": "components.tflite_exporter.spec",
-    "StatisticsStore": "components.data_checks.spec",
 }
 
 

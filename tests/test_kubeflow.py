@@ -337,3 +337,61 @@ def test_entrypoint_restores_the_input_types_kfp_leaves_empty(compiled):
     assert artifacts["catalog"][0].TYPE_NAME == "components.ImageCatalog"
     assert artifacts["statistics"][0].TYPE_NAME == "ExampleStatistics"
     assert artifacts["anomalies"][0].uri == "/r/anomalies"
+
+
+def test_entrypoint_points_html_and_markdown_outputs_at_their_files(tmp_path):
+    """KFP's UI fetches the object at an HTML/Markdown artifact's URI: it must be the file."""
+    from components import kfp_ui
+    from pipelines.kfp_entrypoint import point_outputs_at_files
+
+    output_file = tmp_path / "kfp_outputs" / "output_metadata.json"
+    output_file.parent.mkdir()
+    page = {"uri": "gs://b/r/cvpipe/run/ValidationReport/u/page", "metadata": {kfp_ui.FILE_KEY: "index.html"}}
+    other = {"uri": "gs://b/r/cvpipe/run/ValidationReport/u/report", "metadata": {"span": 0}}
+    output_file.write_text(
+        json.dumps({"artifacts": {"page": {"artifacts": [page]}, "report": {"artifacts": [other]}}})
+    )
+    point_outputs_at_files({"outputs": {"outputFile": str(output_file)}})
+    written = json.loads(output_file.read_text())["artifacts"]
+    assert written["page"]["artifacts"][0]["uri"] == page["uri"] + "/index.html"
+    assert written["report"]["artifacts"][0]["uri"] == other["uri"]
+    point_outputs_at_files({"outputs": {"outputFile": str(output_file)}})  # Idempotent.
+    assert (
+        json.loads(output_file.read_text())["artifacts"]["page"]["artifacts"][0]["uri"].count("index.html")
+        == 1
+    )
+
+
+def test_ui_artifact_types_are_the_titles_kfp_renders_and_import_by_title():
+    from tfx.utils import import_utils
+
+    from components import kfp_ui
+
+    assert set(kfp_ui.TITLE_TO_CLASS_PATH) == {"system.HTML", "system.Markdown", "system.Metrics"}
+    for title, path in kfp_ui.TITLE_TO_CLASS_PATH.items():
+        assert import_utils.import_class_by_path(path).TYPE_NAME == title
+    # cvpipe's own types: the V2 entrypoint imports the title itself as a class path.
+    for name in ("ImageCatalog", "DataCheckResults", "ValidationReport", "TFLiteModel"):
+        cls = import_utils.import_class_by_path(f"components.{name}")
+        assert cls.TYPE_NAME == f"components.{name}"
+
+
+def test_verdict_markdown_names_the_verdict_and_every_anomaly():
+    from components.validation_report.executor import verdict_markdown
+
+    checks = {
+        "verdict": "fail",
+        "reason": "1 error anomaly: drift [train/label]",
+        "span": 3,
+        "anomalies": [
+            {"severity": "warning", "check": "class_imbalance", "split": "train", "feature": "label",
+             "description": "12x | more"},
+            {"severity": "error", "check": "drift", "split": "train", "feature": "label",
+             "description": "L-infinity 0.25 > 0.1"},
+        ],
+    }  # fmt: skip
+    text = verdict_markdown(checks, "gs://b/report/index.html")
+    lines = text.splitlines()
+    assert lines[0] == "# Data validation: FAIL" and "Span 3" in lines[2]
+    assert lines[6].startswith("| error | drift |") and lines[7].startswith("| warning |")
+    assert "12x \\| more" in lines[7]  # A pipe in a description does not break the table.
