@@ -133,6 +133,22 @@ def test_edge_client_without_tensorflow_matches_the_serving_model(edge_model):
     assert check.returncode != 0  # The edge environment really has no TensorFlow.
 
 
+def test_predict_on_a_tflite_file_keeps_labels_with_spaces(tmp_path, jpeg_bytes):
+    from components.image_model.model import ModelParams, build_model
+    from pipelines.predict import predict
+
+    labels = ["red circle", "blue square", "green  triangle"]
+    network = build_model(ModelParams(num_classes=3, image_size=16, width=4, depth=1, input_dtype="float32"))
+    model = convert.add_metadata(
+        convert.convert(network, "float32"), labels, name="m", version="1", description="d", author="a"
+    )
+    assert convert.read_metadata(model)[1] == labels
+    (tmp_path / "model.tflite").write_bytes(model)
+    (tmp_path / "image.jpg").write_bytes(jpeg_bytes)
+    ((_, result),) = predict(str(tmp_path / "model.tflite"), [str(tmp_path / "image.jpg")])
+    assert result.label in labels, result
+
+
 def test_predict_gives_the_same_labels_for_the_tflite_file_and_the_savedmodel(edge_model):
     from pipelines.predict import predict
 

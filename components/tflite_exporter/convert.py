@@ -104,14 +104,18 @@ def add_metadata(
 
 
 def read_metadata(tflite_model: bytes) -> tuple[dict, list[str]]:
-    """(metadata JSON as a dict, packed label list) of a TFLite model, via MetadataDisplayer."""
+    """(metadata JSON as a dict, packed label list) of a TFLite model, via MetadataDisplayer.
+
+    The label file holds one label per line; a label may contain spaces.
+    """
     import json
 
     from tensorflow_lite_support.metadata.python import metadata
 
     displayer = metadata.MetadataDisplayer.with_model_buffer(tflite_model)
     names = displayer.get_packed_associated_file_list()
-    labels = displayer.get_associated_file_buffer(names[0]).decode().split() if names else []
+    text = displayer.get_associated_file_buffer(names[0]).decode() if names else ""
+    labels = [line for line in text.split("\n") if line]
     return json.loads(displayer.get_metadata_json()), labels
 
 
