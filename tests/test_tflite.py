@@ -12,7 +12,7 @@ import tensorflow as tf
 from components.image_model import export
 from components.image_model.training import TrainSpec, train
 from components.tflite_exporter import convert
-from components.tflite_exporter.executor import export_variants
+from components.tflite_exporter.export import export_variants
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EDGE_PYTHON = os.path.join(ROOT, ".venv-edge", "bin", "python")

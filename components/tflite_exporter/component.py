@@ -13,6 +13,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from components.tflite_exporter import spec
 from components.tflite_exporter.convert import MODES
 from components.tflite_exporter.executor import Executor
 from components.tflite_exporter.spec import TFLiteModel
@@ -20,17 +21,17 @@ from components.tflite_exporter.spec import TFLiteModel
 
 class TFLiteExporterSpec(types.ComponentSpec):
     PARAMETERS = {
-        "modes": ExecutionParameter(type=str),  # JSON list of MODES.
-        "representative_count": ExecutionParameter(type=int),
-        "max_accuracy_drop": ExecutionParameter(type=float),
-        "min_agreement": ExecutionParameter(type=float),
-        "model_name": ExecutionParameter(type=str),
+        spec.MODES_KEY: ExecutionParameter(type=str),  # JSON list of MODES.
+        spec.REPRESENTATIVE_COUNT_KEY: ExecutionParameter(type=int),
+        spec.MAX_ACCURACY_DROP_KEY: ExecutionParameter(type=float),
+        spec.MIN_AGREEMENT_KEY: ExecutionParameter(type=float),
+        spec.MODEL_NAME_KEY: ExecutionParameter(type=str),
     }
     INPUTS = {
-        "model": ChannelParameter(type=standard_artifacts.Model),
-        "examples": ChannelParameter(type=standard_artifacts.Examples),
+        spec.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
+        spec.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
     }
-    OUTPUTS = {"tflite_model": ChannelParameter(type=TFLiteModel)}
+    OUTPUTS = {spec.TFLITE_MODEL_KEY: ChannelParameter(type=TFLiteModel)}
 
 
 class TFLiteExporter(base_component.BaseComponent):
@@ -57,13 +58,15 @@ class TFLiteExporter(base_component.BaseComponent):
             raise ValueError("min_agreement must be 0-1 and max_accuracy_drop >= 0")
         super().__init__(
             TFLiteExporterSpec(
-                model=model,
-                examples=examples,
-                modes=json.dumps(modes),
-                representative_count=representative_count,
-                max_accuracy_drop=float(max_accuracy_drop),
-                min_agreement=float(min_agreement),
-                model_name=model_name,
-                tflite_model=types.Channel(type=TFLiteModel),
+                **{
+                    spec.MODEL_KEY: model,
+                    spec.EXAMPLES_KEY: examples,
+                    spec.MODES_KEY: json.dumps(modes),
+                    spec.REPRESENTATIVE_COUNT_KEY: representative_count,
+                    spec.MAX_ACCURACY_DROP_KEY: float(max_accuracy_drop),
+                    spec.MIN_AGREEMENT_KEY: float(min_agreement),
+                    spec.MODEL_NAME_KEY: model_name,
+                    spec.TFLITE_MODEL_KEY: types.Channel(type=TFLiteModel),
+                }
             )
         )

@@ -2,8 +2,25 @@
 
 from tfx import types
 
+# TFLiteExporter parameters and channels.
+MODES_KEY = "modes"  # JSON list of convert.MODES.
+REPRESENTATIVE_COUNT_KEY = "representative_count"
+MAX_ACCURACY_DROP_KEY = "max_accuracy_drop"
+MIN_AGREEMENT_KEY = "min_agreement"
+MODEL_NAME_KEY = "model_name"
+MODEL_KEY = "model"
+EXAMPLES_KEY = "examples"
+TFLITE_MODEL_KEY = "tflite_model"
+
+# Custom properties of the TFLiteModel artifact.
+BLESSED = "blessed"  # 1 when every variant passed the parity gate.
+SOURCE_MODEL = "source_model"  # The Trainer output the variants were converted from.
+
+# Files of the TFLiteModel artifact.
 PARITY_FILE = "parity.json"
 LABELS_FILE = "labels.txt"
+MODEL_FILE = "model_{mode}.tflite"
+TFLITE_SUFFIX = ".tflite"
 
 
 class TFLiteModel(types.Artifact):

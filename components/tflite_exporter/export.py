@@ -1,0 +1,89 @@
+"""The exporter's workflow: a SavedModel and its examples in; TFLite variants and parity.json out.
+
+>>> parity = export_variants("trained/serving_model", "ingest/examples", "out/tflite",
+...                          modes=["float32", "int8"], representative_count=300,
+...                          max_accuracy_drop=0.01, min_agreement=0.98, model_name="cvpipe")
+>>> parity["blessed"]
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from components.image_model import export as model_export
+from components.tflite_exporter import convert
+from components.tflite_exporter.spec import LABELS_FILE, MODEL_FILE, PARITY_FILE
+
+
+def export_variants(
+    serving_dir: str,
+    examples_uri: str,
+    out_dir: str,
+    *,
+    modes: list[str],
+    representative_count: int,
+    max_accuracy_drop: float,
+    min_agreement: float,
+    model_name: str,
+    version: str = "1",
+) -> dict[str, Any]:
+    """Writes model_<mode>.tflite, labels.txt and parity.json to ``out_dir``; returns the parity.
+
+    Every path may be a URI (gs://...): files are read and written through tf.io.gfile.
+    """
+    params = model_export.read_params(serving_dir)
+    labels = model_export.read_labels(serving_dir)
+    size, channels = params["image_size"], params["channels"]
+    train_images, train_labels = convert.load_split(
+        [os.path.join(examples_uri, "Split-train", "*")], size, channels
+    )
+    eval_images, eval_labels = convert.load_split(
+        [os.path.join(examples_uri, "Split-eval", "*")], size, channels
+    )
+
+    reference = tf.keras.models.load_model(serving_dir, compile=False)
+    reference_top1 = np.argmax(reference.predict(eval_images, batch_size=256, verbose=0), axis=1)
+    reference_accuracy = float(np.mean(reference_top1 == eval_labels))
+    network = convert.float_input_model(serving_dir)
+    representative = convert.representative_sample(train_images, train_labels, representative_count)
+
+    tf.io.gfile.makedirs(out_dir)
+    with tf.io.gfile.GFile(os.path.join(out_dir, LABELS_FILE), "w") as f:
+        f.write("".join(f"{label}\n" for label in labels))
+    reports = []
+    for mode in modes:
+        model = convert.convert(network, mode, representative)
+        model = convert.add_metadata(
+            model,
+            labels,
+            name=f"{model_name} ({mode})",
+            version=version,
+            author="cvpipe",
+            description=f"Image classifier over {len(labels)} labels; input {size}x{size}x{channels} "
+            f"pixels 0-255 ({'uint8' if mode == 'int8' else 'float32'}).",
+        )
+        with tf.io.gfile.GFile(os.path.join(out_dir, MODEL_FILE.format(mode=mode)), "wb") as f:
+            f.write(model)
+        report = convert.evaluate_variant(mode, model, eval_images, eval_labels, reference_top1)
+        reports.append(convert.gate(report, reference_accuracy, max_accuracy_drop, min_agreement))
+        logging.info("TFLiteExporter: %s", report)
+    parity = {
+        "reference": {"accuracy": reference_accuracy, "eval_examples": int(len(eval_labels))},
+        "limits": {"max_accuracy_drop": max_accuracy_drop, "min_agreement": min_agreement},
+        "image_size": size,
+        "channels": channels,
+        "representative_count": int(len(representative)),
+        "variants": [dataclasses.asdict(r) for r in reports],
+        "blessed": all(r.blessed for r in reports),
+    }
+    with tf.io.gfile.GFile(os.path.join(out_dir, PARITY_FILE), "w") as f:
+        f.write(json.dumps(parity, indent=2))
+    return parity
