@@ -6,6 +6,7 @@ import os
 
 from tfx.types import standard_artifacts
 
+from components.serving_pusher import spec
 from components.serving_pusher.executor import Executor
 from components.serving_pusher.push import MANIFEST, push_directory
 
@@ -36,7 +37,7 @@ def _artifacts(tmp_path, blessed):
     make_model_dir(tmp_path / "model" / "Format-Serving")
     blessing = standard_artifacts.ModelBlessing()
     blessing.uri = str(tmp_path / "blessing")
-    blessing.set_int_custom_property("blessed", int(blessed))
+    blessing.set_int_custom_property(spec.BLESSED, int(blessed))
     pushed = standard_artifacts.PushedModel()
     pushed.uri = str(tmp_path / "pushed")
     return model, blessing, pushed
@@ -45,37 +46,39 @@ def _artifacts(tmp_path, blessed):
 def test_unblessed_model_is_not_pushed(tmp_path):
     model, blessing, pushed = _artifacts(tmp_path, blessed=False)
     Executor().Do(
-        {"model": [model], "model_blessing": [blessing]},
-        {"pushed_model": [pushed]},
-        {"base_directory": str(tmp_path / "serving"), "model_name": "cvpipe"},
+        {spec.MODEL_KEY: [model], spec.MODEL_BLESSING_KEY: [blessing]},
+        {spec.PUSHED_MODEL_KEY: [pushed]},
+        {spec.BASE_DIRECTORY_KEY: str(tmp_path / "serving"), spec.MODEL_NAME_KEY: "cvpipe"},
     )
-    assert pushed.get_int_custom_property("pushed") == 0
+    assert pushed.get_int_custom_property(spec.PUSHED) == 0
     assert not os.path.exists(tmp_path / "serving")
 
 
 def test_blessed_model_is_pushed_and_recorded(tmp_path):
     model, blessing, pushed = _artifacts(tmp_path, blessed=True)
     Executor().Do(
-        {"model": [model], "model_blessing": [blessing]},
-        {"pushed_model": [pushed]},
-        {"base_directory": str(tmp_path / "serving"), "model_name": "cvpipe"},
+        {spec.MODEL_KEY: [model], spec.MODEL_BLESSING_KEY: [blessing]},
+        {spec.PUSHED_MODEL_KEY: [pushed]},
+        {spec.BASE_DIRECTORY_KEY: str(tmp_path / "serving"), spec.MODEL_NAME_KEY: "cvpipe"},
     )
-    destination = pushed.get_string_custom_property("pushed_destination")
-    assert pushed.get_int_custom_property("pushed") == 1
+    destination = pushed.get_string_custom_property(spec.PUSHED_DESTINATION)
+    assert pushed.get_int_custom_property(spec.PUSHED) == 1
+    assert pushed.get_int_custom_property(spec.PUSHED_VERSION) == int(os.path.basename(destination))
     assert os.path.exists(os.path.join(destination, "saved_model.pb"))
     assert os.path.exists(os.path.join(destination, MANIFEST))
 
 
 def test_pushing_the_same_model_again_reuses_its_version(tmp_path):
     model, blessing, pushed = _artifacts(tmp_path, blessed=True)
-    props = {"base_directory": str(tmp_path / "serving"), "model_name": "cvpipe"}
-    Executor().Do({"model": [model], "model_blessing": [blessing]}, {"pushed_model": [pushed]}, props)
+    props = {spec.BASE_DIRECTORY_KEY: str(tmp_path / "serving"), spec.MODEL_NAME_KEY: "cvpipe"}
+    inputs = {spec.MODEL_KEY: [model], spec.MODEL_BLESSING_KEY: [blessing]}
+    Executor().Do(inputs, {spec.PUSHED_MODEL_KEY: [pushed]}, props)
     again = standard_artifacts.PushedModel()
     again.uri = str(tmp_path / "pushed2")
-    Executor().Do({"model": [model], "model_blessing": [blessing]}, {"pushed_model": [again]}, props)
+    Executor().Do(inputs, {spec.PUSHED_MODEL_KEY: [again]}, props)
     assert len(os.listdir(tmp_path / "serving" / "cvpipe")) == 1
-    assert again.get_string_custom_property("pushed_destination") == pushed.get_string_custom_property(
-        "pushed_destination"
+    assert again.get_string_custom_property(spec.PUSHED_DESTINATION) == pushed.get_string_custom_property(
+        spec.PUSHED_DESTINATION
     )
 
 
@@ -120,10 +123,10 @@ def test_served_model_is_the_newest_complete_version_and_is_copied(tmp_path):
     from components.served_model.executor import Executor as ServedExecutor
 
     serving = tmp_path / "serving"
-    props = {"base_directory": str(serving), "model_name": "cvpipe"}
+    props = {served_spec.BASE_DIRECTORY_KEY: str(serving), served_spec.MODEL_NAME_KEY: "cvpipe"}
     empty = standard_artifacts.Model()
     empty.uri = str(tmp_path / "served0")
-    ServedExecutor().Do({}, {"model": [empty]}, props)
+    ServedExecutor().Do({}, {served_spec.MODEL_KEY: [empty]}, props)
     assert empty.get_int_custom_property(served_spec.FOUND) == 0  # Nothing served yet.
 
     old = push_directory(str(make_model_dir(tmp_path / "m1")), str(serving), "cvpipe", {"source_model": "m1"})
@@ -131,7 +134,7 @@ def test_served_model_is_the_newest_complete_version_and_is_copied(tmp_path):
     os.makedirs(serving / "cvpipe" / str(int(os.path.basename(new)) + 5))  # Being written: no manifest.
     served = standard_artifacts.Model()
     served.uri = str(tmp_path / "served1")
-    ServedExecutor().Do({}, {"model": [served]}, props)
+    ServedExecutor().Do({}, {served_spec.MODEL_KEY: [served]}, props)
     assert served.get_int_custom_property(served_spec.FOUND) == 1
     assert (
         served.get_int_custom_property(served_spec.SERVED_VERSION)

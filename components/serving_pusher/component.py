@@ -12,21 +12,22 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from components.serving_pusher import spec
 from components.serving_pusher.executor import Executor
 
 
 class ServingPusherSpec(types.ComponentSpec):
     PARAMETERS = {
-        "base_directory": ExecutionParameter(type=str),
-        "model_name": ExecutionParameter(type=str),
+        spec.BASE_DIRECTORY_KEY: ExecutionParameter(type=str),
+        spec.MODEL_NAME_KEY: ExecutionParameter(type=str),
     }
     INPUTS = {
-        "model": ChannelParameter(type=standard_artifacts.Model),
-        "model_blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
-        "model_run": ChannelParameter(type=standard_artifacts.ModelRun, optional=True),
-        "examples": ChannelParameter(type=standard_artifacts.Examples, optional=True),
+        spec.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
+        spec.MODEL_BLESSING_KEY: ChannelParameter(type=standard_artifacts.ModelBlessing),
+        spec.MODEL_RUN_KEY: ChannelParameter(type=standard_artifacts.ModelRun, optional=True),
+        spec.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples, optional=True),
     }
-    OUTPUTS = {"pushed_model": ChannelParameter(type=standard_artifacts.PushedModel)}
+    OUTPUTS = {spec.PUSHED_MODEL_KEY: ChannelParameter(type=standard_artifacts.PushedModel)}
 
 
 class ServingPusher(base_component.BaseComponent):
@@ -42,12 +43,14 @@ class ServingPusher(base_component.BaseComponent):
             raise ValueError(f"model_name must be a plain directory name, got {model_name!r}")
         super().__init__(
             ServingPusherSpec(
-                model=model,
-                model_blessing=model_blessing,
-                model_run=model_run,
-                examples=examples,
-                base_directory=base_directory,
-                model_name=model_name,
-                pushed_model=types.Channel(type=standard_artifacts.PushedModel),
+                **{
+                    spec.MODEL_KEY: model,
+                    spec.MODEL_BLESSING_KEY: model_blessing,
+                    spec.MODEL_RUN_KEY: model_run,
+                    spec.EXAMPLES_KEY: examples,
+                    spec.BASE_DIRECTORY_KEY: base_directory,
+                    spec.MODEL_NAME_KEY: model_name,
+                    spec.PUSHED_MODEL_KEY: types.Channel(type=standard_artifacts.PushedModel),
+                }
             )
         )
