@@ -11,21 +11,22 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from components.edge_pusher import spec
 from components.edge_pusher.executor import Executor
 from components.tflite_exporter.spec import TFLiteModel
 
 
 class EdgePusherSpec(types.ComponentSpec):
     PARAMETERS = {
-        "base_directory": ExecutionParameter(type=str),
-        "model_name": ExecutionParameter(type=str),
+        spec.BASE_DIRECTORY_KEY: ExecutionParameter(type=str),
+        spec.MODEL_NAME_KEY: ExecutionParameter(type=str),
     }
     INPUTS = {
-        "tflite_model": ChannelParameter(type=TFLiteModel),
-        "model_blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
-        "pushed_model": ChannelParameter(type=standard_artifacts.PushedModel),
+        spec.TFLITE_MODEL_KEY: ChannelParameter(type=TFLiteModel),
+        spec.MODEL_BLESSING_KEY: ChannelParameter(type=standard_artifacts.ModelBlessing),
+        spec.PUSHED_MODEL_KEY: ChannelParameter(type=standard_artifacts.PushedModel),
     }
-    OUTPUTS = {"pushed_edge_model": ChannelParameter(type=standard_artifacts.PushedModel)}
+    OUTPUTS = {spec.PUSHED_EDGE_MODEL_KEY: ChannelParameter(type=standard_artifacts.PushedModel)}
 
 
 class EdgePusher(base_component.BaseComponent):
@@ -37,11 +38,13 @@ class EdgePusher(base_component.BaseComponent):
             raise ValueError("base_directory and a plain model_name are required")
         super().__init__(
             EdgePusherSpec(
-                tflite_model=tflite_model,
-                model_blessing=model_blessing,
-                pushed_model=pushed_model,
-                base_directory=base_directory,
-                model_name=model_name,
-                pushed_edge_model=types.Channel(type=standard_artifacts.PushedModel),
+                **{
+                    spec.TFLITE_MODEL_KEY: tflite_model,
+                    spec.MODEL_BLESSING_KEY: model_blessing,
+                    spec.PUSHED_MODEL_KEY: pushed_model,
+                    spec.BASE_DIRECTORY_KEY: base_directory,
+                    spec.MODEL_NAME_KEY: model_name,
+                    spec.PUSHED_EDGE_MODEL_KEY: types.Channel(type=standard_artifacts.PushedModel),
+                }
             )
         )
