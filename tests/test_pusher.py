@@ -3,7 +3,9 @@
 import hashlib
 import json
 import os
+import shutil
 
+import pytest
 from tfx.types import standard_artifacts
 
 from components.serving_pusher import spec
@@ -144,3 +146,117 @@ def test_served_model_is_the_newest_complete_version_and_is_copied(tmp_path):
     assert served.get_string_custom_property(served_spec.SOURCE_MODEL) == "m2"
     copied = tmp_path / "served1" / "Format-Serving"
     assert sorted(os.listdir(copied)) == ["saved_model.pb", "variables"]  # The manifest stays behind.
+
+
+@pytest.fixture(scope="module")
+def tflite_dir(tmp_path_factory):
+    """A TFLiteModel artifact's files: one tiny untrained float32 variant with metadata, as exported."""
+    from components.image_model.model import ModelParams, build_model
+    from components.tflite_exporter import convert
+    from components.tflite_exporter import spec as tflite_spec
+
+    root = tmp_path_factory.mktemp("tflite")
+    network = build_model(ModelParams(num_classes=2, image_size=16, width=4, depth=1, input_dtype="float32"))
+    model = convert.add_metadata(
+        convert.convert(network, "float32"),
+        ["cat", "dog"],
+        name="cvpipe (float32)",
+        version=tflite_spec.UNPUSHED_VERSION,
+        description="test",
+        author="Pi lab",
+    )
+    (root / tflite_spec.MODEL_FILE.format(mode="float32")).write_bytes(model)
+    (root / tflite_spec.LABELS_FILE).write_text("cat\ndog\n")
+    (root / tflite_spec.PARITY_FILE).write_text(json.dumps({"blessed": True}))
+    return root
+
+
+def _edge_push(tmp_path, tflite_uri, *, blessed=True, tflite_blessed=True, version=1700000000):
+    """Runs the EdgePusher executor; returns its output artifact."""
+    from components.edge_pusher import spec as edge_spec
+    from components.edge_pusher.executor import Executor as EdgeExecutor
+    from components.tflite_exporter import spec as tflite_spec
+
+    tflite = tflite_spec.TFLiteModel()
+    tflite.uri = str(tflite_uri)
+    tflite.set_int_custom_property(tflite_spec.BLESSED, int(tflite_blessed))
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.set_int_custom_property(edge_spec.BLESSED, int(blessed))
+    serving = standard_artifacts.PushedModel()
+    serving.set_int_custom_property(edge_spec.PUSHED, 1)
+    serving.set_int_custom_property(edge_spec.PUSHED_VERSION, version)
+    serving.set_string_custom_property(edge_spec.PUSHED_DESTINATION, f"{tmp_path}/serving/cvpipe/{version}")
+    out = standard_artifacts.PushedModel()
+    out.uri = str(tmp_path / "pushed_edge")
+    EdgeExecutor().Do(
+        {
+            edge_spec.TFLITE_MODEL_KEY: [tflite],
+            edge_spec.MODEL_BLESSING_KEY: [blessing],
+            edge_spec.PUSHED_MODEL_KEY: [serving],
+        },
+        {edge_spec.PUSHED_EDGE_MODEL_KEY: [out]},
+        {edge_spec.BASE_DIRECTORY_KEY: str(tmp_path / "edge"), edge_spec.MODEL_NAME_KEY: "cvpipe"},
+    )
+    return out
+
+
+def test_edge_push_needs_the_model_blessed_and_the_tflite_parity_passed(tmp_path, tflite_dir):
+    from components.edge_pusher import spec as edge_spec
+
+    out = _edge_push(tmp_path, tflite_dir, blessed=False)
+    assert out.get_int_custom_property(edge_spec.PUSHED) == 0
+    assert "not blessed by the Evaluator" in out.get_string_custom_property(edge_spec.REASON)
+    out = _edge_push(tmp_path, tflite_dir, tflite_blessed=False)
+    assert out.get_int_custom_property(edge_spec.PUSHED) == 0
+    assert "parity gate" in out.get_string_custom_property(edge_spec.REASON)
+    assert not os.path.exists(tmp_path / "edge")
+
+
+def test_edge_push_stamps_the_serving_version_into_each_tflite_and_hashes_the_stamped_files(
+    tmp_path, tflite_dir
+):
+    import numpy as np
+
+    from components.edge_pusher import spec as edge_spec
+    from components.tflite_exporter import convert
+    from components.tflite_exporter import spec as tflite_spec
+
+    name = tflite_spec.MODEL_FILE.format(mode="float32")
+    out = _edge_push(tmp_path, tflite_dir, version=1700000000)
+    target = out.get_string_custom_property(edge_spec.PUSHED_DESTINATION)
+    assert target == str(tmp_path / "edge" / "cvpipe" / "1700000000")
+    pushed = (tmp_path / "edge" / "cvpipe" / "1700000000" / name).read_bytes()
+    meta, labels = convert.read_metadata(pushed)
+    assert (meta["version"], meta["author"], meta["name"], labels) == (
+        "1700000000",
+        "Pi lab",
+        "cvpipe (float32)",
+        ["cat", "dog"],
+    )
+    manifest = json.loads((tmp_path / "edge" / "cvpipe" / "1700000000" / MANIFEST).read_text())
+    assert manifest["files"][name] == hashlib.sha256(pushed).hexdigest()
+    assert manifest["source_model_version"] == 1700000000
+    exported = (tflite_dir / name).read_bytes()
+    assert convert.read_metadata(exported)[0]["version"] == tflite_spec.UNPUSHED_VERSION  # Left as is.
+    image = np.random.default_rng(0).integers(0, 256, size=(16, 16, 3)).astype(np.uint8)
+    np.testing.assert_array_equal(convert.Classifier(pushed)(image), convert.Classifier(exported)(image))
+
+
+def test_edge_push_under_a_taken_version_stamps_the_next_one_and_repeats_reuse_it(tmp_path, tflite_dir):
+    from components.edge_pusher import spec as edge_spec
+    from components.tflite_exporter import convert
+    from components.tflite_exporter import spec as tflite_spec
+
+    first = _edge_push(tmp_path, tflite_dir, version=1700000000)
+    other = shutil.copytree(tflite_dir, tmp_path / "other_tflite")  # Another artefact, same version.
+    second = _edge_push(tmp_path, other, version=1700000000)
+    target = second.get_string_custom_property(edge_spec.PUSHED_DESTINATION)
+    version = os.path.basename(target)
+    assert int(version) > 1700000000
+    pushed = open(os.path.join(target, tflite_spec.MODEL_FILE.format(mode="float32")), "rb").read()
+    assert convert.read_metadata(pushed)[0]["version"] == version
+    again = _edge_push(tmp_path, tflite_dir, version=1700000000)
+    assert again.get_string_custom_property(edge_spec.PUSHED_DESTINATION) == first.get_string_custom_property(
+        edge_spec.PUSHED_DESTINATION
+    )
+    assert len(os.listdir(tmp_path / "edge" / "cvpipe")) == 2

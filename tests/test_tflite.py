@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from components.image_model import export
 from components.image_model.training import TrainSpec, train
-from components.tflite_exporter import convert
+from components.tflite_exporter import convert, spec
 from components.tflite_exporter.export import export_variants
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,6 +45,7 @@ def edge_model(shapes_examples, tmp_path_factory):
         max_accuracy_drop=0.05,
         min_agreement=0.9,
         model_name="shapes",
+        author="Pi camera lab",
     )
     return root, parity, labels, images_dir
 
@@ -71,7 +72,8 @@ def test_metadata_carries_labels_normalisation_and_names(edge_model):
     root, _, labels, _ = edge_model
     meta, packed = convert.read_metadata(read(root / "tflite" / "model_int8.tflite"))
     assert packed == labels
-    assert meta["name"] == "shapes (int8)" and meta["version"] == "1" and meta["author"] == "cvpipe"
+    assert meta["name"] == "shapes (int8)" and meta["author"] == "Pi camera lab"
+    assert meta["version"] == spec.UNPUSHED_VERSION  # The EdgePusher stamps the pushed version in.
     unit = meta["subgraph_metadata"][0]["input_tensor_metadata"][0]["process_units"][0]
     assert unit["options"] == {"mean": [0.0], "std": [1.0]}
 
@@ -90,6 +92,59 @@ def test_parity_report_covers_every_variant_and_int8_is_smallest(edge_model):
     for v in variants.values():
         assert 0 < v["latency_ms_median"] <= v["latency_ms_p90"]
         assert v["blessed"] == (v["reason"] == "within limits")
+
+
+def test_pushed_tflite_metadata_names_the_pushed_version_and_the_configured_author(edge_model, tmp_path):
+    from tensorflow_lite_support.metadata.python.metadata import MetadataDisplayer
+    from tfx.types import standard_artifacts
+
+    from components.edge_pusher import spec as edge_spec
+    from components.edge_pusher.executor import Executor
+
+    root, _, labels, _ = edge_model
+    tflite = spec.TFLiteModel()
+    tflite.uri = str(root / "tflite")
+    tflite.set_int_custom_property(spec.BLESSED, 1)
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.set_int_custom_property(edge_spec.BLESSED, 1)
+    serving = standard_artifacts.PushedModel()
+    serving.set_int_custom_property(edge_spec.PUSHED, 1)
+    serving.set_int_custom_property(edge_spec.PUSHED_VERSION, 1795466000)
+    out = standard_artifacts.PushedModel()
+    Executor().Do(
+        {
+            edge_spec.TFLITE_MODEL_KEY: [tflite],
+            edge_spec.MODEL_BLESSING_KEY: [blessing],
+            edge_spec.PUSHED_MODEL_KEY: [serving],
+        },
+        {edge_spec.PUSHED_EDGE_MODEL_KEY: [out]},
+        {edge_spec.BASE_DIRECTORY_KEY: str(tmp_path / "edge"), edge_spec.MODEL_NAME_KEY: "shapes"},
+    )
+    target = out.get_string_custom_property(edge_spec.PUSHED_DESTINATION)
+    assert os.path.basename(target) == "1795466000"
+    for mode in convert.MODES:
+        displayer = MetadataDisplayer.with_model_file(os.path.join(target, spec.MODEL_FILE.format(mode=mode)))
+        meta = json.loads(displayer.get_metadata_json())
+        assert (meta["version"], meta["author"]) == ("1795466000", "Pi camera lab"), mode
+        (label_file,) = displayer.get_packed_associated_file_list()
+        assert displayer.get_associated_file_buffer(label_file).decode().splitlines() == labels
+
+
+def test_exporter_author_defaults_to_cvpipe_and_is_configurable():
+    from tfx import types
+    from tfx.types import standard_artifacts
+
+    from components.tflite_exporter.component import TFLiteExporter
+
+    model, examples = (
+        types.Channel(type=standard_artifacts.Model),
+        types.Channel(type=standard_artifacts.Examples),
+    )
+    assert TFLiteExporter(model, examples).exec_properties[spec.AUTHOR_KEY] == "cvpipe"
+    exporter = TFLiteExporter(model, examples, author="Pi camera lab")
+    assert exporter.exec_properties[spec.AUTHOR_KEY] == "Pi camera lab"
+    with pytest.raises(ValueError, match="author"):
+        TFLiteExporter(model, examples, author="")
 
 
 def test_gate_rejects_an_accuracy_drop_or_low_agreement():

@@ -1,7 +1,10 @@
 """TFLiteExporter: quantised TFLite variants with metadata, checked against the float model.
 
 exporter = TFLiteExporter(model=trainer.outputs["model"], examples=example_gen.outputs["examples"],
-                          modes=["float32", "int8"], model_name="cvpipe")
+                          modes=["float32", "int8"], model_name="cvpipe", author="cvpipe")
+
+``author`` goes into each model's metadata; its version there is "unpushed" until the EdgePusher
+stamps in the version it pushes the model as.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class TFLiteExporterSpec(types.ComponentSpec):
         spec.MAX_ACCURACY_DROP_KEY: ExecutionParameter(type=float),
         spec.MIN_AGREEMENT_KEY: ExecutionParameter(type=float),
         spec.MODEL_NAME_KEY: ExecutionParameter(type=str),
+        spec.AUTHOR_KEY: ExecutionParameter(type=str),
     }
     INPUTS = {
         spec.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
@@ -47,6 +51,7 @@ class TFLiteExporter(base_component.BaseComponent):
         max_accuracy_drop: float = 0.01,
         min_agreement: float = 0.98,
         model_name: str = "cvpipe",
+        author: str = spec.DEFAULT_AUTHOR,
     ):
         modes = list(modes)
         unknown = [m for m in modes if m not in MODES]
@@ -56,6 +61,8 @@ class TFLiteExporter(base_component.BaseComponent):
             raise ValueError("representative_count must be positive")
         if not 0 <= min_agreement <= 1 or max_accuracy_drop < 0:
             raise ValueError("min_agreement must be 0-1 and max_accuracy_drop >= 0")
+        if not author or not author.strip():
+            raise ValueError("author (the TFLite metadata's author) must be a non-empty string")
         super().__init__(
             TFLiteExporterSpec(
                 **{
@@ -66,6 +73,7 @@ class TFLiteExporter(base_component.BaseComponent):
                     spec.MAX_ACCURACY_DROP_KEY: float(max_accuracy_drop),
                     spec.MIN_AGREEMENT_KEY: float(min_agreement),
                     spec.MODEL_NAME_KEY: model_name,
+                    spec.AUTHOR_KEY: author,
                     spec.TFLITE_MODEL_KEY: types.Channel(type=TFLiteModel),
                 }
             )

@@ -103,6 +103,29 @@ def add_metadata(
         return bytes(writer.populate())
 
 
+def stamp_version(tflite_model: bytes, version: str) -> bytes:
+    """The same model with its metadata's version set to ``version``; all else (labels too) kept.
+
+    The EdgePusher stamps the version a model is pushed as, which is unknown when it is exported.
+    """
+    import flatbuffers
+    from tensorflow_lite_support.metadata import metadata_schema_py_generated as schema
+    from tensorflow_lite_support.metadata.python import metadata
+
+    buffer = metadata.get_metadata_buffer(bytearray(tflite_model))
+    if buffer is None:
+        raise ValueError("the TFLite model has no metadata to stamp a version into")
+    model_metadata = schema.ModelMetadataT.InitFromObj(schema.ModelMetadata.GetRootAsModelMetadata(buffer, 0))
+    model_metadata.version = version
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model_metadata.Pack(builder), metadata.MetadataPopulator.METADATA_FILE_IDENTIFIER)
+    # The packed label file stays: the populator copies the archived files it already holds.
+    populator = metadata.MetadataPopulator.with_model_buffer(bytearray(tflite_model))
+    populator.load_metadata_buffer(builder.Output())
+    populator.populate()
+    return bytes(populator.get_model_buffer())
+
+
 def read_metadata(tflite_model: bytes) -> tuple[dict, list[str]]:
     """(metadata JSON as a dict, packed label list) of a TFLite model, via MetadataDisplayer.
 

@@ -29,6 +29,7 @@ class Executor(base_executor.BaseExecutor):
             max_accuracy_drop=exec_properties[spec.MAX_ACCURACY_DROP_KEY],
             min_agreement=exec_properties[spec.MIN_AGREEMENT_KEY],
             model_name=exec_properties[spec.MODEL_NAME_KEY],
+            author=exec_properties[spec.AUTHOR_KEY],
         )
         out.set_int_custom_property(spec.BLESSED, int(parity["blessed"]))
         out.set_string_custom_property(spec.SOURCE_MODEL, model.uri)

@@ -20,7 +20,13 @@ from absl import logging
 
 from components.image_model import export as model_export
 from components.tflite_exporter import convert
-from components.tflite_exporter.spec import LABELS_FILE, MODEL_FILE, PARITY_FILE
+from components.tflite_exporter.spec import (
+    DEFAULT_AUTHOR,
+    LABELS_FILE,
+    MODEL_FILE,
+    PARITY_FILE,
+    UNPUSHED_VERSION,
+)
 
 
 def export_variants(
@@ -33,11 +39,14 @@ def export_variants(
     max_accuracy_drop: float,
     min_agreement: float,
     model_name: str,
-    version: str = "1",
+    author: str = DEFAULT_AUTHOR,
+    version: str = UNPUSHED_VERSION,
 ) -> dict[str, Any]:
     """Writes model_<mode>.tflite, labels.txt and parity.json to ``out_dir``; returns the parity.
 
-    Every path may be a URI (gs://...): files are read and written through tf.io.gfile.
+    Each model's metadata names ``author`` and ``version``; the EdgePusher replaces the version
+    with the one it pushes the model as. Every path may be a URI (gs://...): files are read and
+    written through tf.io.gfile.
     """
     params = model_export.read_params(serving_dir)
     labels = model_export.read_labels(serving_dir)
@@ -66,7 +75,7 @@ def export_variants(
             labels,
             name=f"{model_name} ({mode})",
             version=version,
-            author="cvpipe",
+            author=author,
             description=f"Image classifier over {len(labels)} labels; input {size}x{size}x{channels} "
             f"pixels 0-255 ({'uint8' if mode == 'int8' else 'float32'}).",
         )

@@ -8,9 +8,14 @@ REPRESENTATIVE_COUNT_KEY = "representative_count"
 MAX_ACCURACY_DROP_KEY = "max_accuracy_drop"
 MIN_AGREEMENT_KEY = "min_agreement"
 MODEL_NAME_KEY = "model_name"
+AUTHOR_KEY = "author"  # The metadata's author.
 MODEL_KEY = "model"
 EXAMPLES_KEY = "examples"
 TFLITE_MODEL_KEY = "tflite_model"
+
+DEFAULT_AUTHOR = "cvpipe"
+# The metadata version of an exported variant: the EdgePusher stamps the pushed version in.
+UNPUSHED_VERSION = "unpushed"
 
 # Custom properties of the TFLiteModel artifact.
 BLESSED = "blessed"  # 1 when every variant passed the parity gate.
