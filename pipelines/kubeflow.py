@@ -118,7 +118,7 @@ def compile_pipeline(
 # Every task runs TFX's V2 entrypoint through cvpipe's repairs for open-source Kubeflow.
 ENTRYPOINT = ("python", "-m", "pipelines.kfp_entrypoint")
 # Tasks that must look at the world on every run: KFP's cache keys on parameters, not on files.
-UNCACHED_TASKS = ("ImageExampleGen",)
+UNCACHED_TASKS = ("InputFingerprint",)
 PORTABLE_EXECUTORS = ("container", "importer")  # What open-source KFP's compiler implements.
 
 
@@ -127,7 +127,8 @@ def pipeline_spec_from_job(job: dict, defaults: dict[str, Any]) -> dict:
 
     kfp's client uploads a PipelineSpec, and TFX's compiler leaves the defaults of runtime
     parameters out of it: they go to root.inputDefinitions (defaultValue, isOptional). The tasks
-    in UNCACHED_TASKS get caching turned off.
+    in UNCACHED_TASKS get caching turned off. TFX names the producer of an output parameter
+    "<node>_task", a task that does not exist (open-source KFP refuses it): it becomes "<node>".
     """
     spec = copy.deepcopy(job["pipelineSpec"])
     parameters = spec.setdefault("root", {}).setdefault("inputDefinitions", {}).setdefault("parameters", {})
@@ -138,9 +139,14 @@ def pipeline_spec_from_job(job: dict, defaults: dict[str, Any]) -> dict:
         if name in defaults:
             parameter["defaultValue"] = defaults[name]
             parameter["isOptional"] = True
-    for name, task in spec["root"]["dag"]["tasks"].items():
+    tasks = spec["root"]["dag"]["tasks"]
+    for name, task in tasks.items():
         if name in UNCACHED_TASKS:
             task["cachingOptions"] = {"enableCache": False}
+        for source in task.get("inputs", {}).get("parameters", {}).values():
+            output = source.get("taskOutputParameter")
+            if output and output["producerTask"] not in tasks and output["producerTask"].endswith("_task"):
+                output["producerTask"] = output["producerTask"][: -len("_task")]
     return spec
 
 

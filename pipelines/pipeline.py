@@ -5,7 +5,8 @@ pipeline = create_pipeline(config, pipeline_root="out/pipeline_root",
                            metadata_path="out/metadata.sqlite", push_root="out")
 
 Everything that decides a result is a node of the graph, so a local run, Kubeflow Pipelines and
-Vertex AI behave alike: ImageExampleGen resolves the span and fingerprints its files, DataChecks
+Vertex AI behave alike: InputFingerprint (and ImageExampleGen's driver) resolve the span and
+fingerprint its files, so caches see new images; DataChecks
 compares with the last span kept in the statistics store, ServedModel finds the model being served
 (the Evaluator's baseline and the warm start).
 """
@@ -25,6 +26,7 @@ from components.edge_pusher.component import EdgePusher
 from components.image_example_gen import spec as example_spec
 from components.image_example_gen.component import ImageExampleGen
 from components.image_model.export import EXAMPLES_SIGNATURE
+from components.input_fingerprint.component import InputFingerprint
 from components.model_evaluator.component import ModelEvaluator
 from components.served_model.component import ServedModel
 from components.serving_pusher.component import ServingPusher
@@ -33,6 +35,7 @@ from components.validation_report.component import ValidationReportGen
 from pipelines.config import Config, ConfigError
 
 # Stable node ids: ML Metadata contexts, caching and lineage are keyed on them.
+INPUT_FINGERPRINT = "InputFingerprint"
 EXAMPLE_GEN = "ImageExampleGen"
 STATISTICS_GEN = "StatisticsGen"
 SCHEMA_GEN = "SchemaGen"
@@ -217,11 +220,17 @@ def create_components(
     """The pipeline's nodes; ``runtime`` (kubeflow.RuntimeParameters) makes run-to-run values parameters."""
     if not config.input.images:
         raise ConfigError("input.images: required (the image root, optionally with {SPAN})")
+    input_base = runtime.input_base if runtime else config.input.images
+    span = runtime.span if runtime else config.input.span
+    fingerprint = InputFingerprint(input_base=input_base, manifest=config.input.manifest, span=span).with_id(
+        INPUT_FINGERPRINT
+    )
     example_gen = ImageExampleGen(
-        input_base=runtime.input_base if runtime else config.input.images,
+        input_base=input_base,
         manifest=config.input.manifest,
-        span=runtime.span if runtime else config.input.span,
+        span=span,
         options=config.ingest.to_options(),
+        input_fingerprint=fingerprint.value,
     ).with_id(EXAMPLE_GEN)
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"],
@@ -260,7 +269,16 @@ def create_components(
         thumbnails_per_class=config.validation.thumbnails_per_class,
     ).with_id(VALIDATION_REPORT)
     gate = DataGate(checks=checks.outputs["checks"], report=report.outputs["report"]).with_id(DATA_GATE)
-    components = [example_gen, statistics_gen, schema_gen, example_validator, checks, report, gate]
+    components = [
+        fingerprint,
+        example_gen,
+        statistics_gen,
+        schema_gen,
+        example_validator,
+        checks,
+        report,
+        gate,
+    ]
     if push_root:
         components += model_components(
             config,

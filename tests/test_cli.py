@@ -111,6 +111,7 @@ def test_run_killed_in_training_resumes_trains_blesses_pushes_and_reuses_the_cac
     assert "  = Tuner reused from cache" in printed and "  > Trainer started" in printed
     assert re.search(r"  < EdgePusher finished in \d+\.\ds", printed)
     nodes = (
+        "InputFingerprint",
         "ImageExampleGen",
         "ServedModel",
         "StatisticsGen",
@@ -126,9 +127,9 @@ def test_run_killed_in_training_resumes_trains_blesses_pushes_and_reuses_the_cac
         "ServingPusher",
         "EdgePusher",
     )
-    for node in nodes[:9]:  # Up to the Tuner: finished before the kill.
+    for node in nodes[:10]:  # Up to the Tuner: finished before the kill.
         assert f"{node}: cached" in printed, node
-    for node in nodes[9:]:
+    for node in nodes[10:]:
         assert f"{node}: ran" in printed, node
     assert "Ingested 210 of 211 files: 1 quarantined" in printed
     assert "Data validation: PASS: no error anomalies" in printed

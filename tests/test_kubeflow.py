@@ -21,7 +21,9 @@ from pipelines.kubeflow import load_spec, run_arguments
 
 CLUSTER_CONFIG = os.path.join(os.path.dirname(nodes.__file__), "configs", "cluster.yaml")
 NODE_IDS = [
+    nodes.INPUT_FINGERPRINT,
     nodes.EXAMPLE_GEN,
+    nodes.SERVED_MODEL,
     nodes.STATISTICS_GEN,
     nodes.SCHEMA_GEN,
     nodes.EXAMPLE_VALIDATOR,
@@ -72,8 +74,15 @@ def test_compiled_spec_has_every_component_and_runtime_parameter(compiled):
     assert spec.schema_version == "2.1.0"
     command = spec.deployment_spec["executors"][f"{nodes.TRAINER}_executor"]["container"]["command"]
     assert list(command) == ["python", "-m", "pipelines.kfp_entrypoint"]
-    # KFP keys its cache on parameters: the task that reads the files never comes from it.
-    assert not tasks[nodes.EXAMPLE_GEN].caching_options.enable_cache
+    # KFP keys its cache on parameters: the task that lists the files never comes from it, and
+    # hands their fingerprint to ImageExampleGen as a parameter, so its cache key sees the files.
+    assert not tasks[nodes.INPUT_FINGERPRINT].caching_options.enable_cache
+    assert tasks[nodes.EXAMPLE_GEN].caching_options.enable_cache
+    fingerprint = tasks[nodes.EXAMPLE_GEN].inputs.parameters["input_fingerprint"].task_output_parameter
+    assert (fingerprint.producer_task, fingerprint.output_parameter_key) == (
+        nodes.INPUT_FINGERPRINT,
+        "fingerprint",
+    )
     assert tasks[nodes.STATISTICS_GEN].caching_options.enable_cache
 
     parameters = spec.root.input_definitions.parameters

@@ -91,8 +91,9 @@ def test_compiled_spec_uses_only_what_open_source_kfp_runs(compiled):
     executors = spec["deploymentSpec"]["executors"].values()
     assert all(set(e) <= {"container", "importer"} for e in executors)
     tasks = spec["root"]["dag"]["tasks"]
-    # ImageExampleGen looks at the files on every run; KFP's cache would key it on parameters alone.
-    assert tasks[nodes.EXAMPLE_GEN]["cachingOptions"].get("enableCache", False) is False
+    # InputFingerprint looks at the files on every run; KFP's cache would key it on parameters alone.
+    assert tasks[nodes.INPUT_FINGERPRINT]["cachingOptions"].get("enableCache", False) is False
+    assert tasks[nodes.EXAMPLE_GEN]["cachingOptions"]["enableCache"] is True
     for name, task in tasks.items():
         for source in task.get("inputs", {}).get("parameters", {}).values():
             assert "constantValue" not in source.get("runtimeValue", {}), name  # KFP 2 reads `constant`.
@@ -138,22 +139,26 @@ def test_compiled_pipeline_runs_on_kfp_blesses_pushes_and_the_cache_sees_new_ima
     assert edge.custom_properties["pushed"] == 1
     assert any(name.endswith(".tflite") for name in os.listdir(edge.custom_properties["pushed_destination"]))
 
-    # A second submission, same parameters, same images: what the cache serves.
-    second = run_pipeline(
-        spec,
-        store=store,
-        pipeline_root=root,
-        workdir=str(tmp_path / "w2"),
-        env=env,
-        only={nodes.EXAMPLE_GEN, nodes.SCHEMA_GEN},
+    # What the Kubeflow UI shows: the report and the verdict as files at their URIs, a metrics table.
+    page = first.tasks[nodes.VALIDATION_REPORT].outputs["page"]
+    assert page.uri.endswith("/page/index.html") and "<html" in open(page.uri).read()
+    verdict = first.tasks[nodes.VALIDATION_REPORT].outputs["verdict"]
+    assert verdict.uri.endswith("/verdict.md") and open(verdict.uri).read().startswith(
+        "# Data validation: PASS"
     )
+    table = first.tasks[nodes.EVALUATOR].outputs["metrics"].custom_properties
+    assert table["blessed"] == 1 and 0 <= table["sparse_categorical_accuracy"] <= 1
+    assert first.tasks[nodes.SERVED_MODEL].outputs["model"].custom_properties["found"] == 0
+
+    # A second submission, same parameters, same images: only InputFingerprint runs; its output
+    # parameter is unchanged, so every other task is a cache hit with the first run's artifacts.
+    second = run_pipeline(spec, store=store, pipeline_root=root, workdir=str(tmp_path / "w2"), env=env)
     fingerprint = "input_fingerprint"
+    ran = {name for name, task in second.tasks.items() if task.state != "CACHED"}
+    assert ran == {nodes.INPUT_FINGERPRINT}
     again = second.tasks[nodes.EXAMPLE_GEN].outputs["examples"]
-    assert second.tasks[nodes.EXAMPLE_GEN].state == "COMPLETE"  # Not cached: it looks at the files,
-    assert again.custom_properties[fingerprint] == examples.custom_properties[fingerprint]  # the same ones.
-    assert second.tasks[nodes.SCHEMA_GEN].state == "CACHED"
-    schema = first.tasks[nodes.SCHEMA_GEN].outputs["schema"]
-    assert second.tasks[nodes.SCHEMA_GEN].outputs["schema"].id == schema.id
+    assert again.id == examples.id
+    assert second.tasks[nodes.PUSHER].outputs["pushed_model"].id == pushed.id
 
     # A changed image under the same parameters: new examples, nothing downstream from the cache.
     circle = os.path.join(images, "circle")
@@ -170,8 +175,8 @@ def test_compiled_pipeline_runs_on_kfp_blesses_pushes_and_the_cache_sees_new_ima
         only={nodes.STATISTICS_GEN},
     )
     new = third.tasks[nodes.EXAMPLE_GEN].outputs["examples"]
-    assert third.tasks[nodes.EXAMPLE_GEN].state == "COMPLETE"
-    assert new.id not in (examples.id, again.id) and new.uri not in (examples.uri, again.uri)
+    assert third.tasks[nodes.EXAMPLE_GEN].state == "COMPLETE"  # Its fingerprint parameter changed.
+    assert new.id != examples.id and new.uri != examples.uri
     assert new.custom_properties[fingerprint] != examples.custom_properties[fingerprint]
     assert third.tasks[nodes.STATISTICS_GEN].state == "COMPLETE"  # Its cache key holds the examples' id.
     assert artifact_input(third, nodes.STATISTICS_GEN, "examples")["name"] == str(new.id)

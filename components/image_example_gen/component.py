@@ -56,6 +56,7 @@ class ImageExampleGen(base_beam_component.BaseBeamComponent):
         manifest: str | None = None,
         span=None,  # int (negative = latest), None = latest, or a RuntimeParameter.
         options: IngestOptions | None = None,
+        input_fingerprint=None,  # InputFingerprint.value: Kubeflow's cache key then sees the files.
     ):
         options = options or IngestOptions()
         if not input_base:
@@ -69,6 +70,7 @@ class ImageExampleGen(base_beam_component.BaseBeamComponent):
                     spec.MANIFEST_KEY: manifest,
                     spec.SPAN_KEY: span,
                     spec.OPTIONS_KEY: options.to_json(),
+                    spec.INPUT_FINGERPRINT_KEY: input_fingerprint,
                     spec.EXAMPLES_KEY: types.Channel(type=standard_artifacts.Examples),
                     spec.CATALOG_KEY: types.Channel(type=ImageCatalog),
                 }
