@@ -291,7 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", help="YAML config overriding pipelines/configs/default.yaml")
         if name == "run":
             p.add_argument("--validate-only", action="store_true", help="stop after data validation")
-            p.add_argument("--pipeline-root", help="artifact root, any URI TensorFlow knows (default OUTPUT/pipeline_root)")
+            p.add_argument(
+                "--pipeline-root",
+                help="artifact root, any URI TensorFlow knows (default OUTPUT/pipeline_root)",
+            )
             p.add_argument("--push-to", help="where serving/ and edge/ are pushed, any URI (default OUTPUT)")
         p.set_defaults(func=func)
     p = sub.add_parser("compile", help="compile the pipeline for Kubeflow Pipelines (KFP v2 spec)")
