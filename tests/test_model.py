@@ -95,11 +95,17 @@ def test_predict_reads_the_highest_version_of_a_serving_directory(shapes_example
     from components.serving_pusher.push import push_directory
     from pipelines.predict import predict
 
-    _, _, path = exported
-    push_directory(path, str(tmp_path), "m", {})
+    model, _, path = exported
+    renamed = [f"v2 {label}" for label in shapes_examples[1]]  # Another model: other labels.
+    newer = str(tmp_path / "newer")
+    export.export_serving_model(model, renamed, newer, image_size=SIZE, channels=3)
+    push_directory(newer, str(tmp_path / "serving"), "m", {}, version=2000)
+    push_directory(path, str(tmp_path / "serving"), "m", {}, version=1000)  # Pushed last, but lower.
     image = sorted(glob.glob(os.path.join(shapes_examples[2], "circle", "*.jpg")))[0]
-    (result_path, result), (_, bad) = predict(str(tmp_path / "m"), [image, "/nonexistent.jpg"])
-    assert result.label in shapes_examples[1] and 0 < result.score <= 1
+    (_, result), (_, bad) = predict(str(tmp_path / "serving" / "m"), [image, "/nonexistent.jpg"])
+    assert result.label in renamed and 0 < result.score <= 1
+    ((_, older),) = predict(str(tmp_path / "serving" / "m" / "1000"), [image])
+    assert older.label in shapes_examples[1]
     assert bad.error and "cannot read" in bad.error
 
 
