@@ -92,6 +92,7 @@ def compile_pipeline(
     if not output.endswith((".json", ".yaml", ".yml")):
         raise ConfigError(f"--output must end in .json, .yaml or .yml, got {output}")
     root = pipeline_root or f"gs://{config.pipeline_name}-pipeline-root"
+    config = with_worker_image(config, image)
     runtime = RuntimeParameters.from_config(config)
     pipeline = create_pipeline(config, pipeline_root=root, push_root=push_root or root, runtime=runtime)
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
@@ -120,6 +121,23 @@ ENTRYPOINT = ("python", "-m", "pipelines.kfp_entrypoint")
 # Tasks that must look at the world on every run: KFP's cache keys on parameters, not on files.
 UNCACHED_TASKS = ("InputFingerprint",)
 PORTABLE_EXECUTORS = ("container", "importer")  # What open-source KFP's compiler implements.
+
+
+_WORKER_CODE_FLAGS = ("--sdk_container_image", "--setup_file", "--extra_package", "--requirements_file")
+
+
+def with_worker_image(config: Config, image: str) -> Config:
+    """Remote Beam workers (Dataflow) run the pipeline image, which holds cvpipe and its pins.
+
+    Without a way to ship code, TFX packages only itself for the workers, which then cannot import
+    cvpipe's executors and transforms. The TFX image (and so cvpipe's) is a Beam SDK image.
+    """
+    args = list(config.beam.args)
+    remote = any(arg.startswith("--runner=") and "Direct" not in arg for arg in args)
+    if not remote or any(arg.split("=", 1)[0] in _WORKER_CODE_FLAGS for arg in args):
+        return config
+    beam = dataclasses.replace(config.beam, args=[*args, f"--sdk_container_image={image}"])
+    return dataclasses.replace(config, beam=beam)
 
 
 def pipeline_spec_from_job(job: dict, defaults: dict[str, Any]) -> dict:

@@ -98,6 +98,8 @@ def test_compiled_spec_has_every_component_and_runtime_parameter(compiled):
     # Beam arguments from the config reach the Beam-powered components.
     args = spec.deployment_spec["executors"][f"{nodes.STATISTICS_GEN}_executor"]["container"]["args"]
     assert "--runner=DataflowRunner" in args
+    # Dataflow's workers run the pipeline image, so they can import cvpipe's executors.
+    assert "--sdk_container_image=registry.example/cvpipe:test" in args
     printed = compiled_output()
     assert f"Compiled 'cvpipe' for Kubeflow Pipelines (KFP v2 PipelineSpec): {compiled}" in printed
     assert "    span = -1\n" in printed and "  image: registry.example/cvpipe:test" in printed
