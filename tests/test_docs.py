@@ -73,3 +73,14 @@ def test_served_model_and_evaluator_readme_snippets_run(tmp_path, capsys):
     (block,) = python_blocks("components/model_evaluator/README.md")
     exec(block, {})
     assert capsys.readouterr().out == "['blessing', 'evaluation', 'metrics']\n"
+
+
+def test_input_fingerprint_readme_snippet_runs(tmp_path, capsys):
+    from tests.conftest import encode, gradient, write
+
+    for span, count in ((1, 1), (2, 3)):
+        for i in range(count):
+            write(str(tmp_path / f"span-{span}" / "cat" / f"{i}.jpg"), encode(gradient(), "JPEG"))
+    (block,) = python_blocks("components/input_fingerprint/README.md")
+    exec(block, {"IMAGES_DIR": str(tmp_path)})
+    assert capsys.readouterr().out == "2 3 64\n"
