@@ -91,7 +91,42 @@ def test_parity_report_covers_every_variant_and_int8_is_smallest(edge_model):
     assert variants["float32"]["agreement"] == 1.0
     for v in variants.values():
         assert 0 < v["latency_ms_median"] <= v["latency_ms_p90"]
-        assert v["blessed"] == (v["reason"] == "within limits")
+    assert parity["limits"] == {"max_accuracy_drop": 0.05, "min_agreement": 0.9}
+
+
+def test_exporter_blesses_variants_within_the_limits_and_not_the_artefact_with_one_outside(
+    shapes_examples, edge_model, tmp_path, monkeypatch
+):
+    """Measured figures, not made-up ones: the trained network's float32 variant agrees with it;
+    an untrained network converted in its place as the dynamic_range variant does not."""
+    from components.image_model.model import ModelParams, build_model
+
+    root, _, labels, _ = edge_model
+    untrained = build_model(
+        ModelParams(num_classes=len(labels), image_size=32, width=12, depth=1, input_dtype="float32")
+    )
+    real_convert = convert.convert
+
+    def convert_untrained_as_dynamic_range(network, mode, representative=None):
+        return real_convert(untrained if mode == "dynamic_range" else network, mode, representative)
+
+    monkeypatch.setattr(convert, "convert", convert_untrained_as_dynamic_range)
+    parity = export_variants(
+        str(root / "serving"),
+        shapes_examples[0],
+        str(tmp_path / "tflite"),
+        modes=["float32", "dynamic_range"],
+        representative_count=30,
+        max_accuracy_drop=0.05,
+        min_agreement=0.9,
+        model_name="shapes",
+    )
+    inside, outside = parity["variants"]
+    assert (inside["mode"], inside["blessed"], inside["reason"]) == ("float32", True, "within limits")
+    assert inside["agreement"] >= 0.9
+    assert outside["mode"] == "dynamic_range" and outside["agreement"] < 0.9
+    assert not outside["blessed"] and "agreement" in outside["reason"], outside
+    assert parity["blessed"] is False
 
 
 def test_pushed_tflite_metadata_names_the_pushed_version_and_the_configured_author(edge_model, tmp_path):
