@@ -1,5 +1,6 @@
 """README snippets run, so the docs cannot drift from the code."""
 
+import ast
 import os
 import re
 
@@ -19,17 +20,41 @@ def test_component_readme_snippet_runs(tmp_path, capsys):
     assert "['catalog', 'examples']" in capsys.readouterr().out
 
 
-def test_schema_readme_catalog_queries_use_real_columns(tmp_path, monkeypatch):
+def run_statements(block, namespace):
+    """Runs a snippet statement by statement; returns (source, value) of each bare expression."""
+    values = []
+    for statement in ast.parse(block).body:
+        source = ast.get_source_segment(block, statement)
+        if isinstance(statement, ast.Expr):
+            values.append(
+                (source, eval(compile(ast.Expression(statement.value), "<readme>", "eval"), namespace))
+            )
+        else:
+            exec(compile(ast.Module([statement], type_ignores=[]), "<readme>", "exec"), namespace)
+    return values
+
+
+def test_readme_catalog_queries_return_rows_of_a_real_catalog(shapes_examples, monkeypatch):
     from components.image_example_gen.records import catalog_schema
 
     columns = catalog_schema({}).names
     for block in python_blocks("schemas/README.md") + python_blocks("README.md"):
         for name in re.findall(r"\b([a-z_]+) (?:==|<|>=|!=)", block):
             assert name in columns, name
-    empty = pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
-    monkeypatch.setattr(pd, "read_parquet", lambda path: empty)
-    for block in python_blocks("schemas/README.md"):
-        exec(block, {})
+    catalog = os.path.join(os.path.dirname(shapes_examples[0]), "catalog.parquet")  # 240 sample shapes.
+    real_read_parquet = pd.read_parquet
+    monkeypatch.setattr(pd, "read_parquet", lambda path, **kwargs: real_read_parquet(catalog, **kwargs))
+    total = len(real_read_parquet(catalog))
+    queried = []
+    for path in ("README.md", "schemas/README.md"):
+        for block in python_blocks(path):
+            if "read_parquet" in block:
+                queried += [(path, v) for source, v in run_statements(block, {}) if ".query(" in source]
+    assert [path for path, _ in queried] == ["README.md", "schemas/README.md"]
+    for path, rows in queried:
+        assert 0 < len(rows) <= total, path
+        assert set(rows.columns) >= set(columns), path
+    assert len(queried[0][1]) < total  # The capture-time condition really filters.
 
 
 def test_serving_pusher_readme_snippet_runs(tmp_path, capsys):
@@ -84,3 +109,29 @@ def test_input_fingerprint_readme_snippet_runs(tmp_path, capsys):
     (block,) = python_blocks("components/input_fingerprint/README.md")
     exec(block, {"IMAGES_DIR": str(tmp_path)})
     assert capsys.readouterr().out == "2 3 64\n"
+
+
+def test_edge_pusher_readme_snippet_runs(tmp_path, capsys):
+    from components.image_model.model import ModelParams, build_model
+    from components.tflite_exporter import convert
+    from components.tflite_exporter import spec as tflite_spec
+
+    (block,) = python_blocks("components/edge_pusher/README.md")
+    exported = tmp_path / "tflite"
+    exported.mkdir()
+    network = build_model(ModelParams(num_classes=2, image_size=16, width=4, depth=1, input_dtype="float32"))
+    model = convert.add_metadata(
+        convert.convert(network, "float32"),
+        ["cat", "dog"],
+        name="cvpipe (float32)",
+        version=tflite_spec.UNPUSHED_VERSION,
+        description="test",
+        author="cvpipe",
+    )
+    (exported / "model_float32.tflite").write_bytes(model)
+    (exported / tflite_spec.LABELS_FILE).write_text("cat\ndog\n")
+    (exported / tflite_spec.PARITY_FILE).write_text("{}")
+    exec(block, {"TFLITE_DIR": str(exported), "EDGE_DIR": str(tmp_path / "edge")})
+    assert capsys.readouterr().out == (
+        "True 1795466000 ['cat', 'dog']\n['labels.txt', 'model_float32.tflite', 'parity.json']\n"
+    )
