@@ -1,8 +1,7 @@
-"""ValidationReportGen executor, and build_report() which `cvpipe report` also uses."""
+"""ValidationReportGen executor: unpack the artifacts, run report.build_report, record the pages."""
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 
@@ -12,52 +11,11 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
 from components import kfp_ui
-from components.data_checks import readers
 from components.data_checks import spec as checks_spec
 from components.validation_report import spec
-from components.validation_report.render import ReportInputs, render_report, sample_thumbnails
+from components.validation_report.report import build_report, verdict_markdown
 
-
-def build_report(
-    *,
-    examples_uri: str,
-    catalog_uri: str,
-    statistics_uri: str,
-    schema_uri: str,
-    checks_uri: str,
-    out_path: str,
-    pipeline_name: str = "cvpipe",
-    thumbnails_per_class: int = 8,
-    max_thumbnail_classes: int = 60,
-) -> str:
-    """Renders the report of one run's artifacts to ``out_path``; returns the path."""
-    with tf.io.gfile.GFile(os.path.join(checks_uri, checks_spec.CHECKS_FILE)) as f:
-        checks = json.load(f)
-    splits = readers.split_names(statistics_uri)
-    ordered = sorted(splits, key=lambda s: (s != "train", s))
-    inputs = ReportInputs(
-        checks=checks,
-        catalog=readers.read_catalog(catalog_uri),
-        statistics={s: st for s in splits if (st := readers.read_statistics(statistics_uri, s)) is not None},
-        schema_text=readers.schema_text(schema_uri),
-        thumbnails=sample_thumbnails(
-            examples_uri, ordered, per_class=thumbnails_per_class, max_classes=max_thumbnail_classes
-        )
-        if thumbnails_per_class > 0
-        else {},
-        pipeline_name=pipeline_name,
-        generated_at=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        dataset=checks.get("summary", {}).get("root", ""),
-    )
-    page = render_report(inputs)
-    parent = os.path.dirname(out_path)
-    if parent:
-        tf.io.gfile.makedirs(parent)
-    temporary = f"{out_path}.tmp"
-    with tf.io.gfile.GFile(temporary, "w") as f:
-        f.write(page)
-    tf.io.gfile.rename(temporary, out_path, overwrite=True)
-    return out_path
+__all__ = ["Executor", "build_report", "verdict_markdown"]  # build_report: older imports from here.
 
 
 class Executor(base_executor.BaseExecutor):
@@ -90,28 +48,3 @@ class Executor(base_executor.BaseExecutor):
             f.write(markdown)
         verdict.set_string_custom_property(kfp_ui.FILE_KEY, spec.VERDICT_FILE)
         verdict.set_string_custom_property(kfp_ui.DISPLAY_NAME_KEY, "data validation verdict")
-
-
-def verdict_markdown(checks: dict, report_path: str) -> str:
-    """The verdict, the reason and every anomaly as a Markdown table."""
-    lines = [
-        f"# Data validation: {checks['verdict'].upper()}",
-        "",
-        f"{checks['reason']}. Span {checks.get('span')}; full report: `{report_path}`.",
-        "",
-    ]
-    anomalies = checks.get("anomalies", [])
-    if anomalies:
-        lines += ["| severity | check | split | feature | description |", "|---|---|---|---|---|"]
-        for a in sorted(anomalies, key=lambda a: a["severity"] != "error"):
-            cells = [
-                a["severity"],
-                a["check"],
-                a.get("split") or "",
-                a.get("feature") or "",
-                a["description"],
-            ]
-            lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
-    else:
-        lines.append("No anomalies.")
-    return "\n".join(lines) + "\n"
