@@ -1,7 +1,9 @@
 """The one typed configuration of a cvpipe run, loaded from YAML and validated once.
 
-``pipelines/configs/default.yaml`` holds every default; a user's file overrides only what it
-names (nested mappings merge, lists and scalars replace). Errors name the bad field:
+``pipelines/configs/default.yaml`` holds every default, and only there: the dataclasses below
+declare fields and checks, no default values, so a field missing from the YAML is an error rather
+than a second, silent default. A user's file overrides only what it names (nested mappings merge,
+lists and scalars replace). Errors name the bad field:
 
     >>> load_config("my.yaml")
     ConfigError: ingest.min_widht: unknown field (known: channels, max_pixels, min_width, ...)
@@ -18,6 +20,12 @@ from typing import Any
 
 import yaml
 
+# The training and tuning sections are the Trainer module's own classes: it parses the same
+# sections back from its custom_config (on Kubeflow, the user-editable model_config parameter).
+from components.image_model.settings import HYPERPARAMETERS, ModuleConfigError
+from components.image_model.settings import TrainingSettings as TrainingConfig
+from components.image_model.settings import TuningSettings as TuningConfig
+
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 DEFAULT_CONFIG = os.path.join(CONFIG_DIR, "default.yaml")
 
@@ -28,9 +36,9 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass
 class InputConfig:
-    images: str = ""  # Image root; may contain {SPAN}.
-    manifest: str | None = None  # Optional CSV/JSONL manifest; may contain {SPAN}.
-    span: int | None = None  # Ingest this span instead of the latest.
+    images: str  # Image root; may contain {SPAN}.
+    manifest: str | None  # Optional CSV/JSONL manifest; may contain {SPAN}.
+    span: int | None  # Ingest this span instead of the latest.
 
     def validate(self, where: str) -> None:
         if self.span is not None and self.span < 0:
@@ -39,16 +47,14 @@ class InputConfig:
 
 @dataclasses.dataclass
 class IngestConfig:
-    channels: int = 3
-    max_pixels: int = 50_000_000
-    min_width: int = 16
-    min_height: int = 16
-    allowed_formats: list[str] = dataclasses.field(
-        default_factory=lambda: ["JPEG", "MPO", "PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM"]
-    )
-    background: list[int] = dataclasses.field(default_factory=lambda: [255, 255, 255])
-    splits: dict[str, int] = dataclasses.field(default_factory=lambda: {"train": 80, "eval": 10, "test": 10})
-    gzip_level: int = 0
+    channels: int
+    max_pixels: int
+    min_width: int
+    min_height: int
+    allowed_formats: list[str]
+    background: list[int]
+    splits: dict[str, int]
+    gzip_level: int
 
     def validate(self, where: str) -> None:
         if self.channels not in (1, 3):
@@ -90,17 +96,17 @@ class IngestConfig:
 class ValidationConfig:
     # "default" uses schemas/schema.pbtxt through ImportSchemaGen; a path uses that file; null
     # infers a schema from the statistics with SchemaGen.
-    schema: str | None = "default"
-    gate: str = "fail"  # fail: an error anomaly stops the run before training; warn: report only.
-    max_quarantine_rate: float = 0.05  # Quarantined / seen input files.
-    min_class_count: int = 10  # Train images per class.
-    max_class_imbalance: float = 10.0  # Largest / smallest train class.
-    categorical_drift: float = 0.1  # L-infinity threshold against the previous span.
-    numeric_drift: float = 0.1  # Jensen-Shannon threshold against the previous span.
-    drift_features: dict[str, str] = dataclasses.field(default_factory=dict)  # Feature -> linf | js.
-    severities: dict[str, str] = dataclasses.field(default_factory=dict)  # Check -> error | warning.
-    baseline_statistics: str | None = None  # Statistics artifact URI; null = the statistics store.
-    thumbnails_per_class: int = 8  # Report thumbnails per class (0 = none).
+    schema: str | None
+    gate: str  # fail: an error anomaly stops the run before training; warn: report only.
+    max_quarantine_rate: float  # Quarantined / seen input files.
+    min_class_count: int  # Train images per class.
+    max_class_imbalance: float  # Largest / smallest train class.
+    categorical_drift: float  # L-infinity threshold against the previous span.
+    numeric_drift: float  # Jensen-Shannon threshold against the previous span.
+    drift_features: dict[str, str]  # Feature -> linf | js; empty = checks.DEFAULT_DRIFT_FEATURES.
+    severities: dict[str, str]  # Check -> error | warning.
+    baseline_statistics: str | None  # Statistics artifact URI; null = the statistics store.
+    thumbnails_per_class: int  # Report thumbnails per class (0 = none).
 
     def validate(self, where: str) -> None:
         from components.data_checks import checks
@@ -143,67 +149,24 @@ class ValidationConfig:
 
 @dataclasses.dataclass
 class ModelConfig:
-    image_size: int = 0  # Square input size; 0 = the median short side of the images (32-128).
-    flip: bool = True  # Horizontal-flip augmentation; turn off where a flip changes the class.
-    hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)  # When not tuning.
+    image_size: int  # Square input size; 0 = the median short side of the images (32-128).
+    flip: bool  # Horizontal-flip augmentation; turn off where a flip changes the class.
+    hyperparameters: dict[str, Any]  # When not tuning.
 
     def validate(self, where: str) -> None:
         if self.image_size and not 16 <= self.image_size <= 512:
             raise ConfigError(f"{where}.image_size: 0 (auto) or 16-512, got {self.image_size}")
-
-
-@dataclasses.dataclass
-class TrainingConfig:
-    epochs: int = 15
-    batch_size: int = 32
-    strategy: str = "single"  # single | mirrored | multi_worker
-    workers: int = 2  # Local worker processes for multi_worker.
-    warm_start: bool = False  # Start from the latest blessed model (incremental spans).
-    cache: bool = True  # Keep decoded images in memory after the first epoch.
-
-    def validate(self, where: str) -> None:
-        if self.strategy not in ("single", "mirrored", "multi_worker"):
-            raise ConfigError(f"{where}.strategy: single, mirrored or multi_worker, got {self.strategy!r}")
-        for name in ("epochs", "batch_size", "workers"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{where}.{name}: must be positive, got {getattr(self, name)}")
-
-
-@dataclasses.dataclass
-class TuningConfig:
-    enabled: bool = True
-    algorithm: str = "random"  # random | hyperband | bayesian
-    max_trials: int = 4
-    epochs: int = 4  # Per trial (hyperband: the maximum).
-    parallel_trials: int = 1  # Worker processes sharing one oracle.
-    search_space: dict[str, list[Any]] = dataclasses.field(
-        default_factory=lambda: {
-            "width": [16, 24, 32],
-            "depth": [1, 2],
-            "learning_rate": [0.001, 0.002, 0.004],
-            "dropout": [0.1, 0.3],
-        }
-    )
-
-    def validate(self, where: str) -> None:
-        if self.algorithm not in ("random", "hyperband", "bayesian"):
-            raise ConfigError(f"{where}.algorithm: random, hyperband or bayesian, got {self.algorithm!r}")
-        for name in ("max_trials", "epochs", "parallel_trials"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{where}.{name}: must be positive, got {getattr(self, name)}")
-        unknown = set(self.search_space) - {"width", "depth", "learning_rate", "dropout"}
+        unknown = set(self.hyperparameters) - set(HYPERPARAMETERS)
         if unknown:
-            raise ConfigError(f"{where}.search_space: unknown hyperparameters {sorted(unknown)}")
-        if any(not isinstance(v, list) or not v for v in self.search_space.values()):
-            raise ConfigError(f"{where}.search_space: each hyperparameter needs a non-empty list")
+            raise ConfigError(f"{where}.hyperparameters: unknown hyperparameters {sorted(unknown)}")
 
 
 @dataclasses.dataclass
 class EvaluationConfig:
-    min_accuracy: float = 0.9  # Eval-split accuracy lower bound for a blessing.
-    max_accuracy_drop: float = 0.01  # Allowed drop against the latest blessed model.
+    min_accuracy: float  # Eval-split accuracy lower bound for a blessing.
+    max_accuracy_drop: float  # Allowed drop against the served model.
     # Beam arguments for the Evaluator alone, after beam.args (the last value of a flag wins).
-    beam_args: list[str] = dataclasses.field(default_factory=lambda: ["--direct_running_mode=in_memory"])
+    beam_args: list[str]
 
     def validate(self, where: str) -> None:
         if not 0.0 <= self.min_accuracy <= 1.0:
@@ -214,7 +177,7 @@ class EvaluationConfig:
 
 @dataclasses.dataclass
 class ServingConfig:
-    model_name: str = "cvpipe"
+    model_name: str
 
     def validate(self, where: str) -> None:
         if not self.model_name or "/" in self.model_name or self.model_name.startswith("."):
@@ -223,11 +186,11 @@ class ServingConfig:
 
 @dataclasses.dataclass
 class EdgeConfig:
-    enabled: bool = True
-    modes: list[str] = dataclasses.field(default_factory=lambda: ["int8"])
-    representative_count: int = 300  # Calibration images from the train split, every class.
-    max_accuracy_drop: float = 0.01  # Against the float SavedModel on the eval split.
-    min_agreement: float = 0.98  # Top-1 agreement with the float SavedModel.
+    enabled: bool
+    modes: list[str]
+    representative_count: int  # Calibration images from the train split, every class.
+    max_accuracy_drop: float  # Against the float SavedModel on the eval split.
+    min_agreement: float  # Top-1 agreement with the float SavedModel.
 
     def validate(self, where: str) -> None:
         allowed = ("float32", "dynamic_range", "float16", "int8")
@@ -243,25 +206,23 @@ class EdgeConfig:
 class BeamConfig:
     # Arguments for every Beam pipeline of the run. Locally the DirectRunner with one process per
     # core; see README "Configuration" for Dataflow, Flink and Spark arguments.
-    args: list[str] = dataclasses.field(
-        default_factory=lambda: ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
-    )
+    args: list[str]
 
 
 @dataclasses.dataclass
 class Config:
-    pipeline_name: str = "cvpipe"
-    enable_cache: bool = True
-    input: InputConfig = dataclasses.field(default_factory=InputConfig)
-    ingest: IngestConfig = dataclasses.field(default_factory=IngestConfig)
-    validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
-    tuning: TuningConfig = dataclasses.field(default_factory=TuningConfig)
-    evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
-    serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
-    edge: EdgeConfig = dataclasses.field(default_factory=EdgeConfig)
-    beam: BeamConfig = dataclasses.field(default_factory=BeamConfig)
+    pipeline_name: str
+    enable_cache: bool
+    input: InputConfig
+    ingest: IngestConfig
+    validation: ValidationConfig
+    model: ModelConfig
+    training: TrainingConfig  # The Trainer module's own class (components/image_model/settings.py).
+    tuning: TuningConfig  # Likewise.
+    evaluation: EvaluationConfig
+    serving: ServingConfig
+    edge: EdgeConfig
+    beam: BeamConfig
 
     def validate(self, where: str) -> None:
         if not self.pipeline_name or not self.pipeline_name.replace("-", "").replace("_", "").isalnum():
@@ -316,10 +277,15 @@ def build(cls, data: Any, where: str):
     for key in data:
         if key not in fields:
             raise ConfigError(f"{_join(where, key)}: unknown field (known: {', '.join(fields)})")
-    values = {name: _coerce(hints[name], data[name], _join(where, name)) for name in fields if name in data}
-    obj = cls(**values)
+    for name in fields:  # Only a broken default.yaml gets here: user files merge onto it.
+        if name not in data:
+            raise ConfigError(f"{_join(where, name)}: missing (add it to {DEFAULT_CONFIG})")
+    obj = cls(**{name: _coerce(hints[name], data[name], _join(where, name)) for name in fields})
     if hasattr(obj, "validate"):
-        obj.validate(where or "config")
+        try:
+            obj.validate(where or "config")
+        except ModuleConfigError as e:  # The training and tuning sections' own checks.
+            raise ConfigError(str(e)) from None
     return obj
 
 

@@ -52,3 +52,180 @@ def test_cluster_example_override_is_valid():
 
     config = load_config(os.path.join(CONFIG_DIR, "cluster.yaml"))
     assert "--runner=DataflowRunner" in config.beam.args
+
+
+def _config_classes(cls=None, seen=None):
+    """Config and every dataclass it nests."""
+    import dataclasses
+    import typing
+
+    from pipelines.config import Config
+
+    cls, seen = cls or Config, seen if seen is not None else []
+    seen.append(cls)
+    for hint in typing.get_type_hints(cls).values():
+        if dataclasses.is_dataclass(hint) and hint not in seen:
+            _config_classes(hint, seen)
+    return seen
+
+
+def test_config_classes_declare_no_defaults_so_default_yaml_is_the_only_source():
+    import dataclasses
+
+    from components.image_model.settings import ModuleConfig
+
+    classes = set(_config_classes()) | set(_config_classes(ModuleConfig))  # The Trainer module's too.
+    assert len(classes) == 13
+    with_defaults = [
+        f"{cls.__name__}.{f.name}"
+        for cls in classes
+        for f in dataclasses.fields(cls)
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+    ]
+    assert with_defaults == []
+
+
+def test_a_field_missing_from_the_defaults_is_an_error_naming_it():
+    from pipelines.config import TrainingConfig, build
+
+    data = {"epochs": 3, "batch_size": 8, "strategy": "single", "workers": 1, "cache": True}
+    with pytest.raises(ConfigError, match=r"training\.warm_start: missing"):
+        build(TrainingConfig, data, "training")
+
+
+def test_component_option_defaults_equal_default_yaml():
+    """The components' option classes keep defaults for direct callers; they must be default.yaml's."""
+    from components.data_checks import checks
+    from components.image_example_gen.imaging import ImageOptions
+    from components.image_example_gen.ingest import IngestOptions
+    from components.image_model.training import TrainSpec
+    from components.image_model.tuning import DEFAULT_SPACE, TuneSpec
+
+    config = load_config()
+    assert ImageOptions() == config.ingest.to_options().image
+    assert IngestOptions() == config.ingest.to_options()
+    assert checks.CheckOptions() == config.validation.check_options()
+    assert checks.DEFAULT_DRIFT_FEATURES == config.validation.drift_features
+    assert checks.DEFAULT_SEVERITIES == config.validation.severities
+    assert DEFAULT_SPACE == config.tuning.search_space
+    tune = TuneSpec([], [], ["a", "b"], "")
+    assert (tune.algorithm, tune.max_trials, tune.epochs, tune.parallel_trials) == (
+        config.tuning.algorithm,
+        config.tuning.max_trials,
+        config.tuning.epochs,
+        config.tuning.parallel_trials,
+    )
+    assert tune.search_space == config.tuning.search_space
+    train = TrainSpec([], [], [], ["a", "b"], "", "", "")
+    for spec in (tune, train):
+        assert (spec.batch_size, spec.cache) == (config.training.batch_size, config.training.cache)
+        assert (spec.channels, spec.flip) == (config.ingest.channels, config.model.flip)
+    assert (train.epochs, train.strategy) == (config.training.epochs, config.training.strategy)
+
+
+def test_module_config_parses_the_pipeline_sections_and_their_json():
+    import json
+
+    from components.image_model.settings import ModuleConfig
+    from pipelines.pipeline import module_config
+
+    sections = module_config(load_config())
+    parsed = ModuleConfig.from_dict(sections)
+    assert parsed.training.epochs == 15 and parsed.model.channels == 3
+    assert parsed.tuning.search_space["depth"] == [1, 2]
+    assert parsed.to_dict() == sections
+    # On Kubeflow the sections are the model_config runtime parameter, a JSON string.
+    assert ModuleConfig.from_dict(json.dumps(sections)) == parsed
+
+
+def _edited(section: str, key: str, value):
+    from pipelines.pipeline import module_config
+
+    sections = module_config(load_config())
+    if value is _DROP:
+        del sections[section][key]
+    else:
+        sections[section][key] = value
+    return sections
+
+
+_DROP = object()
+
+
+@pytest.mark.parametrize(
+    "section,key,value,message",
+    [
+        ("training", "epoch", 3, r"model_config\.training\.epoch: unknown field \(known: epochs,"),
+        ("training", "epochs", _DROP, r"model_config\.training\.epochs: missing"),
+        ("training", "epochs", "ten", r"model_config\.training\.epochs: expected an integer, got 'ten'"),
+        ("training", "epochs", 0, r"model_config\.training\.epochs: must be positive"),
+        (
+            "training",
+            "strategy",
+            "tpu",
+            r"model_config\.training\.strategy: single, mirrored or multi_worker",
+        ),
+        ("tuning", "search_space", {"widht": [8]}, r"model_config\.tuning\.search_space: unknown"),
+        ("tuning", "parallel_trials", True, r"model_config\.tuning\.parallel_trials: expected an integer"),
+        ("model", "channels", 2, r"model_config\.model\.channels: must be 1 or 3"),
+        ("model", "hyperparameters", {"widht": 8}, r"model_config\.model\.hyperparameters: unknown"),
+        ("model", "backup_dir", "/tmp/b", r"model_config\.model\.backup_dir: unknown field"),
+    ],
+)
+def test_module_config_errors_name_the_field(section, key, value, message):
+    from components.image_model.settings import ModuleConfig, ModuleConfigError
+
+    with pytest.raises(ModuleConfigError, match=message):
+        ModuleConfig.from_dict(_edited(section, key, value))
+
+
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        (None, r"model_config: expected a mapping, got NoneType"),
+        ('{"model": ', r"model_config: not valid JSON"),
+        ({"model": {}, "training": {}}, r"model_config\.tuning: missing"),
+    ],
+)
+def test_module_config_rejects_a_missing_or_broken_config(data, message):
+    from components.image_model.settings import ModuleConfig, ModuleConfigError
+
+    with pytest.raises(ModuleConfigError, match=message):
+        ModuleConfig.from_dict(data)
+
+
+def test_hyperparameter_names_in_the_config_are_checked(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  hyperparameters: {widht: 8}\n")
+    with pytest.raises(ConfigError, match=r"model\.hyperparameters: unknown hyperparameters \['widht'\]"):
+        load_config(str(path))
+
+
+def _fn_args(root, custom_config, execution: int = 7):
+    """What the TFX Trainer hands run_fn: output URIs of a local run, one execution of the node."""
+    import types
+
+    examples = root / "examples"
+    (examples / "Split-train").mkdir(parents=True, exist_ok=True)
+    (examples / "labels.txt").write_text("circle\nsquare\n")
+    trainer = root / "pipeline_root" / "Trainer"
+    return types.SimpleNamespace(
+        train_files=[f"{examples}/Split-train/*"],
+        eval_files=[f"{examples}/Split-eval/*"],
+        custom_config=custom_config,
+        hyperparameters=None,
+        base_model=None,
+        working_dir=str(root / "pipeline_root" / "Tuner" / ".temp" / str(execution)),
+        serving_model_dir=str(trainer / "model" / str(execution) / "Format-Serving"),
+        model_run_dir=str(trainer / "model_run" / str(execution)),
+    )
+
+
+@pytest.mark.parametrize("fn", ["tuner_fn", "run_fn"])
+def test_tuner_and_trainer_reject_a_bad_custom_config_naming_the_field(tmp_path, fn):
+    from components.image_model import trainer_module
+    from components.image_model.settings import ModuleConfigError
+
+    fn_args = _fn_args(tmp_path, _edited("training", "batch_size", "32"))
+    with pytest.raises(ModuleConfigError, match=r"model_config\.training\.batch_size: expected an integer"):
+        getattr(trainer_module, fn)(fn_args)

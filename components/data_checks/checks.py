@@ -57,6 +57,7 @@ DEFAULT_DRIFT_FEATURES = {
 
 @dataclasses.dataclass(frozen=True)
 class CheckOptions:
+    # Defaults equal pipelines/configs/default.yaml's validation section (tests/test_config.py).
     max_quarantine_rate: float = 0.05  # Quarantined / seen (duplicates are not counted).
     min_class_count: int = 10  # Images per class in the train split.
     max_class_imbalance: float = 10.0  # Largest / smallest class in the train split.

@@ -51,6 +51,9 @@ class ImageOptions:
     min_width, min_height: smaller images (after Exif orientation) are quarantined.
     allowed_formats: Pillow format names accepted as input; other image formats are quarantined.
     background: RGB colour that transparent pixels are composited over.
+
+    The defaults are those of ``ingest:`` in pipelines/configs/default.yaml, which a pipeline run
+    passes in (IngestConfig.to_options); tests/test_config.py pins the two equal.
     """
 
     channels: int = 3

@@ -44,7 +44,10 @@ _CATALOG = "catalog"
 
 @dataclasses.dataclass(frozen=True)
 class IngestOptions:
-    """Everything that decides what ingestion produces (serialised into the component's config)."""
+    """Everything that decides what ingestion produces (serialised into the component's config).
+
+    Defaults equal pipelines/configs/default.yaml's (pinned by tests/test_config.py).
+    """
 
     image: ImageOptions = ImageOptions()
     splits: tuple[tuple[str, int], ...] = spec.DEFAULT_SPLITS

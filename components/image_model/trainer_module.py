@@ -1,12 +1,14 @@
 """The TFX module file of the Tuner and the Trainer: ``tuner_fn`` and ``run_fn``.
 
-Both read cvpipe's settings from ``fn_args.custom_config`` (the ``model``, ``training`` and
-``tuning`` sections of the run's config, put there by the pipeline factory) and the label
-vocabulary that ImageExampleGen wrote beside the splits.
+Both parse cvpipe's settings once from ``fn_args.custom_config`` (the ``model``, ``training`` and
+``tuning`` sections of the run's config, put there by the pipeline factory; on Kubeflow the
+``model_config`` runtime parameter) into a :class:`ModuleConfig`, and read the label vocabulary that
+ImageExampleGen wrote beside the splits.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -17,8 +19,9 @@ from tfx import v1 as tfx
 
 from components.image_example_gen import spec as example_spec
 from components.image_model import data
+from components.image_model.settings import ModuleConfig
 from components.image_model.training import TrainSpec, train
-from components.image_model.tuning import TuneSpec, fit_kwargs, make_tuner
+from components.image_model.tuning import DEFAULT_SPACE, TuneSpec, fit_kwargs, make_tuner
 from components.image_model.workers import run_training_workers
 
 
@@ -56,49 +59,42 @@ def _image_size(configured: int, patterns: list[str], sample: int = 256) -> int:
     return int(min(128, max(32, round(median / 8) * 8)))
 
 
-def _settings(fn_args) -> dict:
-    config = dict(fn_args.custom_config or {})
-    for key in ("model", "training", "tuning"):
-        config.setdefault(key, {})
-    return config
+def settings(fn_args) -> ModuleConfig:
+    """The module's typed settings from ``fn_args.custom_config``; errors name the bad field."""
+    return ModuleConfig.from_dict(fn_args.custom_config)
 
 
 def tuner_fn(fn_args) -> tfx.components.TunerFnResult:
-    config = _settings(fn_args)
-    model, tuning = config["model"], config["tuning"]
+    config = settings(fn_args)
     spec = TuneSpec(
         train_patterns=list(fn_args.train_files),
         eval_patterns=list(fn_args.eval_files),
         labels=_labels(fn_args.train_files),
         directory=fn_args.working_dir,
-        image_size=_image_size(model.get("image_size", 0), fn_args.train_files),
-        channels=int(model.get("channels", 3)),
-        flip=bool(model.get("flip", True)),
-        algorithm=tuning.get("algorithm", "random"),
-        max_trials=int(tuning.get("max_trials", 4)),
-        parallel_trials=int(tuning.get("parallel_trials", 1)),
-        epochs=int(tuning.get("epochs", 4)),
-        batch_size=int(config["training"].get("batch_size", 32)),
-        cache=bool(config["training"].get("cache", True)),
+        image_size=_image_size(config.model.image_size, fn_args.train_files),
+        channels=config.model.channels,
+        flip=config.model.flip,
+        algorithm=config.tuning.algorithm,
+        max_trials=config.tuning.max_trials,
+        parallel_trials=config.tuning.parallel_trials,
+        epochs=config.tuning.epochs,
+        batch_size=config.training.batch_size,
+        search_space=dict(config.tuning.search_space or DEFAULT_SPACE),
+        cache=config.training.cache,
     )
-    if tuning.get("search_space"):
-        spec.search_space = dict(tuning["search_space"])
     logging.info("cvpipe tuner: %s", spec)
     return tfx.components.TunerFnResult(tuner=make_tuner(spec, overwrite=True), fit_kwargs=fit_kwargs(spec))
 
 
 def run_fn(fn_args) -> None:
-    config = _settings(fn_args)
-    model, training = config["model"], config["training"]
-    hyperparameters = dict(model.get("hyperparameters") or {})
+    config = settings(fn_args)
+    hyperparameters = dict(config.model.hyperparameters)
     if fn_args.hyperparameters:
         hyperparameters.update(fn_args.hyperparameters.get("values", {}))
     train_files = list(fn_args.train_files)
-    strategy = training.get("strategy", "single")
+    training = dataclasses.asdict(config.training)
     key = hashlib.sha256(json.dumps([train_files, hyperparameters, training], sort_keys=True).encode())
-    backup_root = training.get("backup_dir") or os.path.join(
-        os.path.dirname(fn_args.model_run_dir), ".backup"
-    )
+    backup_root = os.path.join(os.path.dirname(fn_args.model_run_dir), ".backup")
     spec = TrainSpec(
         train_patterns=train_files,
         eval_patterns=list(fn_args.eval_files),
@@ -108,19 +104,19 @@ def run_fn(fn_args) -> None:
         model_run_dir=fn_args.model_run_dir,
         # Keyed by inputs and settings, so a killed run resumes from its last epoch when re-run.
         backup_dir=os.path.join(backup_root, key.hexdigest()[:16]),
-        image_size=_image_size(model.get("image_size", 0), train_files),
-        channels=int(model.get("channels", 3)),
+        image_size=_image_size(config.model.image_size, train_files),
+        channels=config.model.channels,
         hyperparameters=hyperparameters,
-        flip=bool(model.get("flip", True)),
-        epochs=int(training.get("epochs", 15)),
-        batch_size=int(training.get("batch_size", 32)),
-        strategy=strategy,
-        warm_start_dir=_warm_start_dir(fn_args) if training.get("warm_start") else None,
-        cache=bool(training.get("cache", True)),
+        flip=config.model.flip,
+        epochs=config.training.epochs,
+        batch_size=config.training.batch_size,
+        strategy=config.training.strategy,
+        warm_start_dir=_warm_start_dir(fn_args) if config.training.warm_start else None,
+        cache=config.training.cache,
     )
     logging.info("cvpipe trainer: %s", spec)
-    if strategy == "multi_worker":
-        run_training_workers(spec.to_json(), int(training.get("workers", 2)))
+    if config.training.strategy == "multi_worker":
+        run_training_workers(spec.to_json(), config.training.workers)
     else:
         train(spec, log_dir=fn_args.model_run_dir)
 

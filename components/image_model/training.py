@@ -20,12 +20,14 @@ import tensorflow as tf
 
 from components.image_model import data, export
 from components.image_model.model import ModelParams, build_model
-
-STRATEGIES = ("single", "mirrored", "multi_worker")
+from components.image_model.settings import STRATEGIES
 
 
 @dataclasses.dataclass
 class TrainSpec:
+    """One training run. Defaults serve direct callers (tests, benchmarks); ``run_fn`` sets every
+    field from the run's config, and tests/test_config.py pins these defaults to default.yaml."""
+
     train_patterns: list[str]
     eval_patterns: list[str]
     test_patterns: list[str]
