@@ -229,3 +229,29 @@ def test_tuner_and_trainer_reject_a_bad_custom_config_naming_the_field(tmp_path,
     fn_args = _fn_args(tmp_path, _edited("training", "batch_size", "32"))
     with pytest.raises(ModuleConfigError, match=r"model_config\.training\.batch_size: expected an integer"):
         getattr(trainer_module, fn)(fn_args)
+
+
+def test_trainer_backup_is_inside_the_pipeline_root_and_found_again_by_a_new_execution(tmp_path, monkeypatch):
+    from components.image_model import trainer_module
+
+    specs = []
+    monkeypatch.setattr(trainer_module, "train", lambda spec, log_dir: specs.append(spec))
+    config = _edited("model", "image_size", 32)
+    trainer_module.run_fn(_fn_args(tmp_path, config, execution=7))
+    trainer_module.run_fn(_fn_args(tmp_path, config, execution=8))  # Restarted: a new model_run URI.
+    config["training"]["epochs"] = 3
+    trainer_module.run_fn(_fn_args(tmp_path, config, execution=9))
+
+    first, restarted, changed = (spec.backup_dir for spec in specs)
+    trainer_dir = str(tmp_path / "pipeline_root" / "Trainer")
+    assert first == restarted and first.startswith(f"{trainer_dir}/.backup/")
+    assert changed != first and changed.startswith(f"{trainer_dir}/.backup/")
+    assert specs[0].epochs == 15 and specs[2].epochs == 3 and specs[0].image_size == 32
+
+
+def test_kubeflow_trainer_backup_is_under_the_runs_trainer_directory():
+    from components.image_model.trainer_module import backup_dir
+
+    model_run = "gs://bucket/root/cvpipe/run-42/Trainer/3f2a/model_run"
+    assert backup_dir(model_run, {"a": 1}).startswith("gs://bucket/root/cvpipe/run-42/Trainer/.backup/")
+    assert backup_dir(model_run, {"a": 1}) == backup_dir(model_run.replace("3f2a", "9c1d"), {"a": 1})

@@ -1,9 +1,16 @@
-"""Multi-worker training, resuming a killed training run, and parallel tuning trials."""
+"""Multi-worker training, resuming a killed training run, and parallel tuning trials.
+
+Each test runs with its own system temp dir (TMPDIR, inherited by the workers) that must hold
+nothing of cvpipe's afterwards, and checks that nothing was written outside its output directory.
+"""
 
 import glob
+import json
 import os
+import re
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -14,6 +21,30 @@ from components.image_model.tuning import TuneSpec, make_tuner
 from components.image_model.workers import run_training_workers
 
 pytestmark = pytest.mark.slow
+
+
+AUTOGRAPH = re.compile(r"__autograph_generated_file\w+\.py")
+
+
+def _files(root) -> set[str]:
+    return {os.path.join(d, name) for d, dirs, files in os.walk(root) for name in dirs + files}
+
+
+@pytest.fixture(autouse=True)
+def no_stray_files(shapes_examples, tmp_path, monkeypatch):
+    """Fails the test if it leaves anything in the system temp dir or next to its inputs."""
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(system_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    inputs_root = os.path.dirname(shapes_examples[0])
+    inputs = _files(inputs_root)
+    yield
+    # TensorFlow's AutoGraph writes its generated source there and removes it when the process
+    # exits (not when SIGKILLed): the only files allowed. No directories at all.
+    left = [name for name in os.listdir(system_tmp) if not AUTOGRAPH.fullmatch(name)]
+    assert left == [], "left in the system temp dir"
+    assert _files(inputs_root) == inputs, "written next to the inputs"
 
 
 def spec_for(examples_dir, labels, tmp_path, **overrides):
@@ -35,8 +66,6 @@ def spec_for(examples_dir, labels, tmp_path, **overrides):
 
 
 def test_two_local_workers_end_with_identical_weights_and_single_worker_accuracy(shapes_examples, tmp_path):
-    import json
-
     examples_dir, labels, _ = shapes_examples
     single = spec_for(examples_dir, labels, tmp_path / "single", weights_dump_dir=str(tmp_path / "w1"))
     run_training_workers(single.to_json(), 1)
@@ -48,7 +77,7 @@ def test_two_local_workers_end_with_identical_weights_and_single_worker_accuracy
         batch_size=8,
         weights_dump_dir=str(tmp_path / "w2"),
     )
-    run_training_workers(multi.to_json(), 2)
+    run_training_workers(multi.to_json(), 2, log_dir=str(tmp_path / "multi" / "run"))
 
     w0, w1 = (np.load(str(tmp_path / "w2" / f"worker-{i}.npz")) for i in (0, 1))
     assert len(w0.files) == len(w1.files) > 10
@@ -60,6 +89,8 @@ def test_two_local_workers_end_with_identical_weights_and_single_worker_accuracy
     assert multi_metrics["replicas"] == 2
     assert single_acc >= 0.9
     assert abs(multi_metrics["test_accuracy"] - single_acc) <= 0.01 + 1 / 24  # One test image of slack.
+    assert {"worker-0.log", "worker-1.log"} <= set(os.listdir(tmp_path / "multi" / "run"))
+    assert sorted(os.listdir(tmp_path)) == ["multi", "single", "system-tmp", "w1", "w2"]
 
 
 def test_killed_training_resumes_from_its_last_epoch(shapes_examples, tmp_path):
@@ -87,6 +118,7 @@ def test_killed_training_resumes_from_its_last_epoch(shapes_examples, tmp_path):
     assert "Epoch 8/8" in log and "Epoch 1/8" not in log  # Resumed, not restarted.
     assert os.path.exists(tmp_path / "serving" / "saved_model.pb")
     assert not os.path.exists(tmp_path / "backup")  # Cleared once training completed.
+    assert sorted(os.listdir(tmp_path)) == ["run", "serving", "spec.json", "system-tmp"]
 
 
 def test_parallel_trials_share_one_oracle(shapes_examples, tmp_path):
@@ -95,7 +127,7 @@ def test_parallel_trials_share_one_oracle(shapes_examples, tmp_path):
         train_patterns=[f"{examples_dir}/Split-train/*"],
         eval_patterns=[f"{examples_dir}/Split-eval/*"],
         labels=labels,
-        directory=str(tmp_path),
+        directory=str(tmp_path / "tuning"),
         image_size=32,
         max_trials=4,
         parallel_trials=2,
@@ -109,3 +141,4 @@ def test_parallel_trials_share_one_oracle(shapes_examples, tmp_path):
     assert len(trials) == 4
     assert {t.status for t in trials} == {"COMPLETED"}
     assert {"width", "learning_rate"} <= set(tuner.get_best_hyperparameters(1)[0].values)
+    assert sorted(os.listdir(tmp_path)) == ["system-tmp", "tuning"]

@@ -3,7 +3,8 @@
 Both parse cvpipe's settings once from ``fn_args.custom_config`` (the ``model``, ``training`` and
 ``tuning`` sections of the run's config, put there by the pipeline factory; on Kubeflow the
 ``model_config`` runtime parameter) into a :class:`ModuleConfig`, and read the label vocabulary that
-ImageExampleGen wrote beside the splits.
+ImageExampleGen wrote beside the splits. Nothing is written outside the pipeline root: the
+Trainer's resumable backup is at :func:`backup_dir`, worker scratch space is removed.
 """
 
 from __future__ import annotations
@@ -86,15 +87,42 @@ def tuner_fn(fn_args) -> tfx.components.TunerFnResult:
     return tfx.components.TunerFnResult(tuner=make_tuner(spec, overwrite=True), fit_kwargs=fit_kwargs(spec))
 
 
+BACKUP_DIR = ".backup"
+
+
+def backup_dir(model_run_dir: str, fingerprint: dict) -> str:
+    """Where BackupAndRestore keeps a Trainer's progress: stable across executions, inside the root.
+
+    Every execution of the Trainer gets a new ``model_run`` URI, so a killed and restarted Trainer
+    finds its backup by what it trains (``fingerprint``: inputs and settings), under the directory
+    two levels above ``model_run_dir``:
+
+    - local runs: ``<pipeline_root>/Trainer/model_run/<execution_id>`` ->
+      ``<pipeline_root>/Trainer/.backup/<key>``; a rerun of the pipeline resumes.
+    - Kubeflow: ``<root>/<pipeline>/<run_id>/Trainer/<uuid>/model_run`` ->
+      ``<root>/<pipeline>/<run_id>/Trainer/.backup/<key>``; a retry of the task within the same
+      run resumes, a new run starts from the first epoch (its run directory is new).
+
+    Training that completes removes its backup; a killed run's backup stays until a run with the
+    same fingerprint completes (or the pipeline root is cleaned).
+    """
+    key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+    trainer_dir = os.path.dirname(os.path.dirname(model_run_dir.rstrip("/")))
+    return "/".join([trainer_dir, BACKUP_DIR, key])
+
+
 def run_fn(fn_args) -> None:
     config = settings(fn_args)
     hyperparameters = dict(config.model.hyperparameters)
     if fn_args.hyperparameters:
         hyperparameters.update(fn_args.hyperparameters.get("values", {}))
     train_files = list(fn_args.train_files)
-    training = dataclasses.asdict(config.training)
-    key = hashlib.sha256(json.dumps([train_files, hyperparameters, training], sort_keys=True).encode())
-    backup_root = os.path.join(os.path.dirname(fn_args.model_run_dir), ".backup")
+    fingerprint = {
+        "train_files": train_files,
+        "hyperparameters": hyperparameters,
+        "model": dataclasses.asdict(config.model),
+        "training": dataclasses.asdict(config.training),
+    }
     spec = TrainSpec(
         train_patterns=train_files,
         eval_patterns=list(fn_args.eval_files),
@@ -102,8 +130,7 @@ def run_fn(fn_args) -> None:
         labels=_labels(train_files),
         serving_model_dir=fn_args.serving_model_dir,
         model_run_dir=fn_args.model_run_dir,
-        # Keyed by inputs and settings, so a killed run resumes from its last epoch when re-run.
-        backup_dir=os.path.join(backup_root, key.hexdigest()[:16]),
+        backup_dir=backup_dir(fn_args.model_run_dir, fingerprint),
         image_size=_image_size(config.model.image_size, train_files),
         channels=config.model.channels,
         hyperparameters=hyperparameters,
@@ -116,7 +143,7 @@ def run_fn(fn_args) -> None:
     )
     logging.info("cvpipe trainer: %s", spec)
     if config.training.strategy == "multi_worker":
-        run_training_workers(spec.to_json(), config.training.workers)
+        run_training_workers(spec.to_json(), config.training.workers, log_dir=fn_args.model_run_dir)
     else:
         train(spec, log_dir=fn_args.model_run_dir)
 

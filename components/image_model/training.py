@@ -11,7 +11,6 @@ import dataclasses
 import io
 import json
 import os
-import shutil
 import tempfile
 from typing import Any
 
@@ -125,21 +124,16 @@ def train(spec: TrainSpec, *, log_dir: str | None = None) -> dict[str, float]:
     if spec.weights_dump_dir:
         task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
         _write_weights(model, os.path.join(spec.weights_dump_dir, f"worker-{task.get('index', 0)}.npz"))
-    chief = is_chief()
-    # Under multi-worker training every worker must save (the save is a collective); only the
-    # chief's copy is kept. The others' copies go to a local scratch directory.
-    target = spec.serving_model_dir if chief else tempfile.mkdtemp(prefix="cvpipe-worker-export-")
-    export.export_serving_model(
-        model,
-        spec.labels,
-        target,
-        image_size=spec.image_size,
-        channels=spec.channels,
-        params=dataclasses.asdict(spec.model_params()),
+    export_args = dict(
+        image_size=spec.image_size, channels=spec.channels, params=dataclasses.asdict(spec.model_params())
     )
-    if not chief:
-        shutil.rmtree(target, ignore_errors=True)
+    if not is_chief():
+        # Under multi-worker training every worker must save (the save is a collective); only the
+        # chief's copy is kept. The others' copies go to a local scratch directory, removed after.
+        with tempfile.TemporaryDirectory(prefix="cvpipe-worker-export-") as scratch:
+            export.export_serving_model(model, spec.labels, scratch, **export_args)
         return metrics
+    export.export_serving_model(model, spec.labels, spec.serving_model_dir, **export_args)
     summary = {
         **metrics,
         "hyperparameters": spec.hyperparameters,

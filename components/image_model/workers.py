@@ -4,7 +4,8 @@
     python -m components.image_model.workers tune SPEC_FILE      # one tuning worker
 
 ``run_training_workers(spec, n)`` starts N training workers with TF_CONFIG on free local ports and
-waits for all of them; a failing worker fails the whole run with its log tail.
+waits for all of them; a failing worker fails the whole run with its log tail. Their scratch
+directory (spec file, logs) is removed when they end; ``log_dir=`` keeps a copy of the logs.
 """
 
 from __future__ import annotations
@@ -24,51 +25,89 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(kind: str, spec_json: str, envs: list[dict[str, str]], threads: int, timeout: float):
-    workdir = tempfile.mkdtemp(prefix=f"cvpipe-{kind}-")
-    spec_path = os.path.join(workdir, "spec.json")
-    with open(spec_path, "w") as f:
-        f.write(spec_json)
-    processes = []
-    for index, extra in enumerate(envs):
-        env = dict(os.environ, TF_USE_LEGACY_KERAS="1", CVPIPE_THREADS=str(threads), **extra)
-        log = open(os.path.join(workdir, f"worker-{index}.log"), "w")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "components.image_model.workers", kind, spec_path],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        processes.append((process, log))
+def _launch(
+    kind: str,
+    spec_json: str,
+    envs: list[dict[str, str]],
+    threads: int,
+    timeout: float,
+    log_dir: str | None,
+) -> None:
+    """Runs one worker process per ``envs`` entry and waits for all of them.
+
+    The spec file and the workers' logs live in a temporary directory that is removed when the
+    workers end, whether they succeed or fail; ``log_dir`` (any tf.io.gfile URI) keeps a copy of
+    each ``worker-<i>.log``.
+    """
+    with tempfile.TemporaryDirectory(prefix=f"cvpipe-{kind}-") as workdir:
+        spec_path = os.path.join(workdir, "spec.json")
+        with open(spec_path, "w") as f:
+            f.write(spec_json)
+        processes = []
+        try:
+            for index, extra in enumerate(envs):
+                env = dict(os.environ, TF_USE_LEGACY_KERAS="1", CVPIPE_THREADS=str(threads), **extra)
+                log = open(os.path.join(workdir, f"worker-{index}.log"), "w")
+                processes.append((_start(kind, spec_path, env, log), log))
+            failed = _wait(processes, timeout)
+        finally:
+            for process, log in processes:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+                log.close()
+        codes = [p.returncode for p, _ in processes]
+        logs = [os.path.join(workdir, f"worker-{index}.log") for index in range(len(processes))]
+        error = None
+        if failed or any(codes):
+            tails = []
+            for index, path in enumerate(logs):
+                with open(path) as f:
+                    tails.append(f"--- worker {index} (exit {codes[index]}) ---\n" + f.read()[-3000:])
+            error = RuntimeError(f"{kind} workers: {failed or 'non-zero exit'} {codes}\n" + "\n".join(tails))
+        if log_dir:
+            try:
+                _keep_logs(logs, log_dir)
+            except Exception:
+                if error is None:
+                    raise  # Otherwise the workers' failure is the error to report.
+        if error is not None:
+            raise error
+
+
+def _start(kind: str, spec_path: str, env: dict[str, str], log) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "components.image_model.workers", kind, spec_path],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _wait(processes: list, timeout: float) -> str | None:
+    """Waits until every worker exits; the reason to stop early, if any."""
     deadline = time.time() + timeout
-    failed = None
-    try:
-        while any(p.poll() is None for p, _ in processes):
-            if time.time() > deadline:
-                failed = "timed out"
-                break
-            if any(p.poll() not in (None, 0) for p, _ in processes):
-                failed = "a worker failed"
-                break
-            time.sleep(0.5)
-    finally:
-        for process, log in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            log.close()
-    codes = [p.returncode for p, _ in processes]
-    if failed or any(codes):
-        tails = []
-        for index in range(len(processes)):
-            with open(os.path.join(workdir, f"worker-{index}.log")) as f:
-                tails.append(f"--- worker {index} (exit {codes[index]}) ---\n" + f.read()[-3000:])
-        raise RuntimeError(f"{kind} workers: {failed or 'non-zero exit'} {codes}\n" + "\n".join(tails))
-    return workdir
+    while any(p.poll() is None for p, _ in processes):
+        if time.time() > deadline:
+            return "timed out"
+        if any(p.poll() not in (None, 0) for p, _ in processes):
+            return "a worker failed"
+        time.sleep(0.5)
+    return None
 
 
-def run_training_workers(spec_json: str, workers: int, timeout: float = 3600) -> str:
-    """Runs ``workers`` MultiWorkerMirroredStrategy processes on 127.0.0.1; returns their log dir."""
+def _keep_logs(paths: list[str], log_dir: str) -> None:
+    import tensorflow as tf
+
+    tf.io.gfile.makedirs(log_dir)
+    for path in paths:
+        tf.io.gfile.copy(path, f"{log_dir.rstrip('/')}/{os.path.basename(path)}", overwrite=True)
+
+
+def run_training_workers(
+    spec_json: str, workers: int, timeout: float = 3600, log_dir: str | None = None
+) -> None:
+    """Runs ``workers`` MultiWorkerMirroredStrategy processes on 127.0.0.1 (logs copied to log_dir)."""
     ports = [free_port() for _ in range(workers)]
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     envs = [
@@ -76,10 +115,12 @@ def run_training_workers(spec_json: str, workers: int, timeout: float = 3600) ->
         for i in range(workers)
     ]
     threads = max(1, (os.cpu_count() or 1) // workers)
-    return _launch("train", spec_json, envs, threads, timeout)
+    _launch("train", spec_json, envs, threads, timeout, log_dir)
 
 
-def run_tuning_workers(spec_json: str, workers: int, oracle_port: int, timeout: float = 3600) -> str:
+def run_tuning_workers(
+    spec_json: str, workers: int, oracle_port: int, timeout: float = 3600, log_dir: str | None = None
+) -> None:
     """Runs ``workers`` keras-tuner workers against the oracle served on 127.0.0.1:oracle_port."""
     envs = [
         {
@@ -90,7 +131,7 @@ def run_tuning_workers(spec_json: str, workers: int, oracle_port: int, timeout: 
         for i in range(workers)
     ]
     threads = max(1, (os.cpu_count() or 1) // workers)
-    return _launch("tune", spec_json, envs, threads, timeout)
+    _launch("tune", spec_json, envs, threads, timeout, log_dir)
 
 
 def _limit_threads() -> None:
