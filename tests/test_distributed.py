@@ -141,4 +141,10 @@ def test_parallel_trials_share_one_oracle(shapes_examples, tmp_path):
     assert len(trials) == 4
     assert {t.status for t in trials} == {"COMPLETED"}
     assert {"width", "learning_rate"} <= set(tuner.get_best_hyperparameters(1)[0].values)
+    # Both workers ran trials: the oracle noted the worker of every trial.
+    assert set(tuner.trial_tuners) == {t.trial_id for t in trials}
+    assert set(tuner.trial_tuners.values()) == {"tuner0", "tuner1"}
+    project = tmp_path / "tuning" / "cvpipe_tuning"
+    assert json.loads((project / "trial_tuners.json").read_text()) == tuner.trial_tuners
+    assert sorted(os.listdir(project / "workers")) == ["worker-0.log", "worker-1.log"]
     assert sorted(os.listdir(tmp_path)) == ["system-tmp", "tuning"]
