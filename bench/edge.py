@@ -25,7 +25,7 @@ from components.image_example_gen.discovery import discover  # noqa: E402
 from components.image_example_gen.ingest import IngestOptions, ingest  # noqa: E402
 from components.image_model.training import TrainSpec, train  # noqa: E402
 from components.tflite_exporter.convert import MODES  # noqa: E402
-from components.tflite_exporter.executor import export_variants  # noqa: E402
+from components.tflite_exporter.export import export_variants  # noqa: E402
 from pipelines.sample_data import write_sample_data  # noqa: E402
 
 

@@ -191,9 +191,12 @@ class EdgeConfig:
     representative_count: int  # Calibration images from the train split, every class.
     max_accuracy_drop: float  # Against the float SavedModel on the eval split.
     min_agreement: float  # Top-1 agreement with the float SavedModel.
+    author: str  # Written into each .tflite file's metadata (the version is the pushed one).
 
     def validate(self, where: str) -> None:
         allowed = ("float32", "dynamic_range", "float16", "int8")
+        if not self.author.strip():
+            raise ConfigError(f"{where}.author: must not be empty")
         if not self.modes or any(m not in allowed for m in self.modes):
             raise ConfigError(f"{where}.modes: a non-empty list of {list(allowed)}, got {self.modes}")
         if self.representative_count < 1:

@@ -237,6 +237,13 @@ def run_arguments(spec, params: dict[str, str]) -> dict[str, Any]:
                 raise ConfigError(f"--param {name}: must be positive, got {value}")
             model_config[section][key] = value
         arguments[MODEL_CONFIG] = json.dumps(model_config, sort_keys=True)
+    if MODEL_CONFIG in arguments:  # Refused here, not inside the Tuner's or Trainer's pod.
+        from components.image_model.settings import ModuleConfig, ModuleConfigError
+
+        try:
+            ModuleConfig.from_dict(arguments[MODEL_CONFIG])
+        except ModuleConfigError as e:
+            raise ConfigError(f"--param {e}") from None  # e names the field: model_config.<...>
     return arguments
 
 

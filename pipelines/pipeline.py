@@ -198,6 +198,7 @@ def model_components(
             max_accuracy_drop=config.edge.max_accuracy_drop,
             min_agreement=config.edge.min_agreement,
             model_name=config.serving.model_name,
+            author=config.edge.author,
         ).with_id(TFLITE_EXPORTER)
         edge_pusher = EdgePusher(
             tflite_model=exporter.outputs["tflite_model"],

@@ -241,7 +241,7 @@ def pushed_destination(metadata_path: str, pushed_uri: str) -> str | None:
 
 def write_report(run_dir: str, out_path: str | None = None) -> str:
     """Renders the data-validation report of the latest run in ``run_dir`` (its ML Metadata)."""
-    from components.validation_report.executor import build_report
+    from components.validation_report.report import build_report
     from pipelines.pipeline import DATA_CHECKS, EXAMPLE_GEN, SCHEMA_GEN
 
     metadata_path = os.path.join(run_dir, METADATA_FILE)

@@ -130,6 +130,11 @@ def test_run_arguments_are_typed_and_checked(compiled):
         run_arguments(spec, {"spam": "1"})
     with pytest.raises(ConfigError, match="--param span: expected an integer"):
         run_arguments(spec, {"span": "latest"})
+    # A hand-edited model_config is checked at submit time, naming the field.
+    edited = json.loads(arguments["model_config"])
+    edited["training"]["epochs"] = "ten"
+    with pytest.raises(ConfigError, match="--param model_config.training.epochs: expected an integer"):
+        run_arguments(spec, {"model_config": json.dumps(edited)})
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
@@ -388,7 +393,7 @@ def test_ui_artifact_types_are_the_titles_kfp_renders_and_import_by_title():
 
 
 def test_verdict_markdown_names_the_verdict_and_every_anomaly():
-    from components.validation_report.executor import verdict_markdown
+    from components.validation_report.report import verdict_markdown
 
     checks = {
         "verdict": "fail",

@@ -148,7 +148,8 @@ def test_tflite_export_reads_and_writes_only_through_fileio(local_images, ram_ro
 
     from components.image_model import export
     from components.image_model.model import ModelParams, build_model
-    from components.tflite_exporter.executor import PARITY_FILE, export_variants
+    from components.tflite_exporter.export import export_variants
+    from components.tflite_exporter.spec import PARITY_FILE
 
     found = discover(local_images)
     ingest_into(found, ram_root)
