@@ -14,14 +14,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-import types
-import typing
 from typing import Any
 
 import yaml
 
 # The training and tuning sections are the Trainer module's own classes: it parses the same
 # sections back from its custom_config (on Kubeflow, the user-editable model_config parameter).
+from components.image_model import settings
 from components.image_model.settings import HYPERPARAMETERS, ModuleConfigError
 from components.image_model.settings import TrainingSettings as TrainingConfig
 from components.image_model.settings import TuningSettings as TuningConfig
@@ -271,65 +270,8 @@ def merge(base: dict, override: dict) -> dict:
 
 
 def build(cls, data: Any, where: str):
-    """Builds dataclass ``cls`` from plain data, checking every field's type."""
-    label = where or "config"
-    if not isinstance(data, dict):
-        raise ConfigError(f"{label}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = [f.name for f in dataclasses.fields(cls)]
-    for key in data:
-        if key not in fields:
-            raise ConfigError(f"{_join(where, key)}: unknown field (known: {', '.join(fields)})")
-    for name in fields:  # Only a broken default.yaml gets here: user files merge onto it.
-        if name not in data:
-            raise ConfigError(f"{_join(where, name)}: missing (add it to {DEFAULT_CONFIG})")
-    obj = cls(**{name: _coerce(hints[name], data[name], _join(where, name)) for name in fields})
-    if hasattr(obj, "validate"):
-        try:
-            obj.validate(where or "config")
-        except ModuleConfigError as e:  # The training and tuning sections' own checks.
-            raise ConfigError(str(e)) from None
-    return obj
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _coerce(hint, value, where: str):
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(inner, value, where)
-    if dataclasses.is_dataclass(hint):
-        return build(hint, value, where)
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return [_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return {_coerce(args[0], k, where): _coerce(args[1], v, f"{where}.{k}") for k, v in value.items()}
-    if hint is Any:
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    raise ConfigError(f"{where}: unsupported type {hint}")
+    """Builds dataclass ``cls`` from plain data, checking every field's type (settings.build)."""
+    try:
+        return settings.build(cls, data, where, missing=f"missing (add it to {DEFAULT_CONFIG})")
+    except ModuleConfigError as e:  # The one typed reader's errors, as the config's own.
+        raise ConfigError(str(e)) from None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 import typing
 from typing import Any
 
@@ -115,38 +116,54 @@ class ModuleConfig:
         return dataclasses.asdict(self)
 
 
-def build(cls, data: Any, where: str):
-    """Dataclass ``cls`` from plain data: every field present, none unknown, each of its type."""
+def build(cls, data: Any, where: str, missing: str = "missing"):
+    """Dataclass ``cls`` from plain data: every field present, none unknown, each of its type.
+
+    The one typed reader of cvpipe's settings: ``pipelines.config`` builds the whole config with
+    it too (``missing`` is its message for a field absent from default.yaml).
+    """
     if not isinstance(data, dict):
-        raise ModuleConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+        raise ModuleConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     fields = [f.name for f in dataclasses.fields(cls)]
     for key in data:
         if key not in fields:
-            raise ModuleConfigError(f"{where}.{key}: unknown field (known: {', '.join(fields)})")
+            raise ModuleConfigError(f"{_join(where, key)}: unknown field (known: {', '.join(fields)})")
     for name in fields:
         if name not in data:
-            raise ModuleConfigError(f"{where}.{name}: missing")
-    obj = cls(**{name: _check(hints[name], data[name], f"{where}.{name}") for name in fields})
+            raise ModuleConfigError(f"{_join(where, name)}: {missing}")
+    obj = cls(**{name: _check(hints[name], data[name], _join(where, name), missing) for name in fields})
     if hasattr(obj, "validate"):
-        obj.validate(where)
+        obj.validate(where or "config")
     return obj
 
 
-def _check(hint, value, where: str):
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _check(hint, value, where: str, missing: str):
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _check(inner, value, where, missing)
     if dataclasses.is_dataclass(hint):
-        return build(hint, value, where)
+        return build(hint, value, where, missing)
     if hint is Any:
         return value
     if origin is list:
         if not isinstance(value, list):
             raise ModuleConfigError(f"{where}: expected a list, got {value!r}")
-        return [_check(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_check(args[0], v, f"{where}[{i}]", missing) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ModuleConfigError(f"{where}: expected a mapping, got {value!r}")
-        return {_check(args[0], k, where): _check(args[1], v, f"{where}.{k}") for k, v in value.items()}
+        return {
+            _check(args[0], k, where, missing): _check(args[1], v, f"{where}.{k}", missing)
+            for k, v in value.items()
+        }
     if hint is bool:
         if not isinstance(value, bool):
             raise ModuleConfigError(f"{where}: expected true or false, got {value!r}")
@@ -155,6 +172,10 @@ def _check(hint, value, where: str):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ModuleConfigError(f"{where}: expected an integer, got {value!r}")
         return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ModuleConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
     if hint is str:
         if not isinstance(value, str):
             raise ModuleConfigError(f"{where}: expected a string, got {value!r}")
