@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import posixpath
 import time
 
 import tensorflow as tf
@@ -31,10 +30,6 @@ class StoredSpan:
     verdict: str
 
 
-def _join(*parts: str) -> str:
-    return posixpath.join(*parts) if "://" in parts[0] else os.path.join(*parts)
-
-
 def stored_spans(store: str) -> list[StoredSpan]:
     """Every complete entry, newest span first."""
     if not store or not tf.io.gfile.isdir(store):
@@ -45,11 +40,11 @@ def stored_spans(store: str) -> list[StoredSpan]:
         if not name.startswith("span-") or not name[5:].lstrip("-").isdigit():
             continue
         try:
-            with tf.io.gfile.GFile(_join(store, name, META_FILE)) as f:
+            with tf.io.gfile.GFile(os.path.join(store, name, META_FILE)) as f:
                 meta = json.load(f)
         except (tf.errors.NotFoundError, ValueError):
             continue  # Being written, or not ours.
-        found.append(StoredSpan(int(meta["span"]), _join(store, name), meta.get("verdict", "")))
+        found.append(StoredSpan(int(meta["span"]), os.path.join(store, name), meta.get("verdict", "")))
     return sorted(found, key=lambda s: s.span, reverse=True)
 
 
@@ -63,17 +58,17 @@ def baseline_for(store: str, span: int) -> StoredSpan | None:
 
 def publish(store: str, span: int, statistics_uri: str, verdict: str) -> str:
     """Copies the statistics artifact's splits to ``store/span-<span>``; the metadata goes last."""
-    target = _join(store, f"span-{span}")
+    target = os.path.join(store, f"span-{span}")
     tf.io.gfile.makedirs(target)
-    meta_path = _join(target, META_FILE)
+    meta_path = os.path.join(target, META_FILE)
     if tf.io.gfile.exists(meta_path):
         tf.io.gfile.remove(meta_path)  # Incomplete until rewritten.
     for entry in tf.io.gfile.listdir(statistics_uri):
         split = entry.rstrip("/")
-        source = _join(statistics_uri, split, STATS_FILE)
+        source = os.path.join(statistics_uri, split, STATS_FILE)
         if split.startswith("Split-") and tf.io.gfile.exists(source):
-            tf.io.gfile.makedirs(_join(target, split))
-            tf.io.gfile.copy(source, _join(target, split, STATS_FILE), overwrite=True)
+            tf.io.gfile.makedirs(os.path.join(target, split))
+            tf.io.gfile.copy(source, os.path.join(target, split, STATS_FILE), overwrite=True)
     meta = {
         "span": span,
         "verdict": verdict,

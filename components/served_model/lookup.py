@@ -12,11 +12,10 @@ gives the same answer on a local run, on Kubeflow Pipelines and on Vertex AI.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
-import tensorflow as tf
-
-from components.serving_pusher.push import MANIFEST, complete_versions, walk_files
+from components.serving_pusher.push import MANIFEST, complete_versions, copy_files, walk_files
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,17 +28,10 @@ class ServedVersion:
 def latest_served(base_dir: str, model_name: str) -> ServedVersion | None:
     """The newest complete (manifest written last) version under ``base_dir/model_name``."""
     for path, manifest in complete_versions(base_dir, model_name):
-        return ServedVersion(
-            path, int(manifest.get("version", path.rstrip("/").rsplit("/", 1)[-1])), manifest
-        )
+        return ServedVersion(path, int(manifest.get("version", os.path.basename(path))), manifest)
     return None
 
 
 def copy_model(served: ServedVersion, target: str) -> None:
     """Copies the served SavedModel (without cvpipe's manifest) into ``target``."""
-    for relative in walk_files(served.path):
-        if relative == MANIFEST:
-            continue
-        destination = f"{target.rstrip('/')}/{relative}"
-        tf.io.gfile.makedirs(destination.rsplit("/", 1)[0])
-        tf.io.gfile.copy(f"{served.path.rstrip('/')}/{relative}", destination, overwrite=True)
+    copy_files(served.path, target, [f for f in walk_files(served.path) if f != MANIFEST])

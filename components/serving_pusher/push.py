@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import posixpath
 import time
 from typing import Any
 
@@ -33,10 +32,6 @@ STAGING_PREFIX = ".staging-"
 _RENAMING_SCHEMES = ("", "file")  # Filesystems whose directory rename is atomic.
 
 
-def _join(base: str, *parts: str) -> str:
-    return posixpath.join(base, *parts) if "://" in base else os.path.join(base, *parts)
-
-
 def scheme(path: str) -> str:
     return path.split("://", 1)[0] if "://" in path else ""
 
@@ -46,7 +41,7 @@ def walk_files(root: str) -> list[str]:
     found = []
     for directory, _, files in tf.io.gfile.walk(root):
         relative = directory[len(root.rstrip("/")) :].strip("/")
-        found += [posixpath.join(relative, name) if relative else name for name in files]
+        found += [os.path.join(relative, name) if relative else name for name in files]
     return sorted(found)
 
 
@@ -54,7 +49,7 @@ def file_digests(root: str) -> dict[str, str]:
     digests = {}
     for relative in walk_files(root):
         digest = hashlib.sha256()
-        with tf.io.gfile.GFile(_join(root, relative), "rb") as f:
+        with tf.io.gfile.GFile(os.path.join(root, relative), "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
         digests[relative] = digest.hexdigest()
@@ -72,7 +67,7 @@ def list_versions(model_dir: str) -> list[int]:
 def read_manifest(version_dir: str) -> dict[str, Any] | None:
     """The manifest of a pushed version, or None while it is incomplete (or not cvpipe's)."""
     try:
-        with tf.io.gfile.GFile(_join(version_dir, MANIFEST)) as f:
+        with tf.io.gfile.GFile(os.path.join(version_dir, MANIFEST)) as f:
             return json.load(f)
     except (tf.errors.NotFoundError, ValueError):
         return None
@@ -80,10 +75,10 @@ def read_manifest(version_dir: str) -> dict[str, Any] | None:
 
 def complete_versions(base_dir: str, model_name: str) -> list[tuple[str, dict[str, Any]]]:
     """(path, manifest) of every complete pushed version, newest first."""
-    model_dir = _join(base_dir, model_name)
+    model_dir = os.path.join(base_dir, model_name)
     found = []
     for version in list_versions(model_dir):
-        path = _join(model_dir, str(version))
+        path = os.path.join(model_dir, str(version))
         manifest = read_manifest(path)
         if manifest is not None:
             found.append((path, manifest))
@@ -95,13 +90,12 @@ def next_version(model_dir: str) -> int:
     return max([int(time.time())] + [v + 1 for v in list_versions(model_dir)])
 
 
-def _copy_tree(source: str, target: str, files: list[str]) -> None:
+def copy_files(source: str, target: str, files: list[str]) -> None:
+    """Copies ``files`` (relative paths, in this order) from ``source`` to ``target``."""
     for relative in files:
-        destination = _join(target, relative)
-        tf.io.gfile.makedirs(
-            posixpath.dirname(destination) if "://" in destination else os.path.dirname(destination)
-        )
-        tf.io.gfile.copy(_join(source, relative), destination, overwrite=True)
+        destination = os.path.join(target, relative)
+        tf.io.gfile.makedirs(os.path.dirname(destination))
+        tf.io.gfile.copy(os.path.join(source, relative), destination, overwrite=True)
 
 
 def push_directory(
@@ -113,17 +107,17 @@ def push_directory(
     """
     if not tf.io.gfile.isdir(source):
         raise FileNotFoundError(f"nothing to push: {source} is not a directory")
-    model_dir = _join(base_dir, model_name)
+    model_dir = os.path.join(base_dir, model_name)
     tf.io.gfile.makedirs(model_dir)
     version = next_version(model_dir) if version is None else int(version)
-    target = _join(model_dir, str(version))
+    target = os.path.join(model_dir, str(version))
     if tf.io.gfile.exists(target):
         raise FileExistsError(f"{target} already exists")
-    staging = _join(model_dir, f"{STAGING_PREFIX}{version}-{os.getpid()}")
+    staging = os.path.join(model_dir, f"{STAGING_PREFIX}{version}-{os.getpid()}")
     if tf.io.gfile.exists(staging):
         tf.io.gfile.rmtree(staging)
     files = walk_files(source)
-    _copy_tree(source, staging, files)
+    copy_files(source, staging, files)
     full_manifest = {
         "model_name": model_name,
         "version": version,
@@ -131,14 +125,14 @@ def push_directory(
         **manifest,
         "files": file_digests(staging),
     }
-    with tf.io.gfile.GFile(_join(staging, MANIFEST), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(staging, MANIFEST), "w") as f:
         json.dump(full_manifest, f, indent=2, sort_keys=True)
     if scheme(base_dir) in _RENAMING_SCHEMES:
         tf.io.gfile.rename(staging, target)  # One atomic rename.
         return target
     # Object store: the SavedModel's graph, then the manifest, land last.
     last = [name for name in (SAVED_MODEL_FILE,) if name in files]
-    _copy_tree(staging, target, [name for name in files if name not in last] + last + [MANIFEST])
+    copy_files(staging, target, [name for name in files if name not in last] + last + [MANIFEST])
     tf.io.gfile.rmtree(staging)
     return target
 
