@@ -5,10 +5,9 @@ pipeline = create_pipeline(config, pipeline_root="out/pipeline_root",
                            metadata_path="out/metadata.sqlite", push_root="out")
 
 Everything that decides a result is a node of the graph, so a local run, Kubeflow Pipelines and
-Vertex AI behave alike: InputFingerprint (and ImageExampleGen's driver) resolve the span and
-fingerprint its files, so caches see new images; DataChecks
-compares with the last span kept in the statistics store, ServedModel finds the model being served
-(the Evaluator's baseline and the warm start).
+Vertex AI behave alike: InputFingerprint resolves the span and fingerprints its files, so caches
+see new images; DataChecks compares with the last span kept in the statistics store; ServedModel
+finds the model being served (the Evaluator's baseline and the warm start).
 """
 
 from __future__ import annotations
@@ -60,13 +59,9 @@ EDGE_DIR = "edge"  # push_root/edge/<model_name>/<version>/
 STATISTICS_DIR = "statistics"  # pipeline_root/<pipeline_name>/statistics/span-<N>/
 
 
-def _join(root: str, *parts: str) -> str:
-    return "/".join([root.rstrip("/"), *parts]) if "://" in root else os.path.join(root, *parts)
-
-
 def statistics_store(config: Config, pipeline_root: str) -> str:
     """Where DataChecks keeps each span's statistics (a stable place, compared across runs)."""
-    return _join(pipeline_root, config.pipeline_name, STATISTICS_DIR)
+    return os.path.join(pipeline_root, config.pipeline_name, STATISTICS_DIR)
 
 
 def schema_path(config: Config, kubeflow: bool = False) -> str | None:
@@ -138,7 +133,7 @@ def model_components(
     Tuner and Trainer wait for the data gate, so data that fails validation is never trained on.
     ``model_config`` (a RuntimeParameter on Kubeflow) replaces the settings taken from ``config``.
     """
-    serving_dir, edge_dir = _join(push_root, SERVING_DIR), _join(push_root, EDGE_DIR)
+    serving_dir, edge_dir = os.path.join(push_root, SERVING_DIR), os.path.join(push_root, EDGE_DIR)
     examples = example_gen.outputs["examples"]
     custom_config = module_config(config)
     components = []

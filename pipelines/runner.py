@@ -32,12 +32,7 @@ PIPELINE_ROOT = "pipeline_root"
 
 
 def resolve_input(config: Config) -> tuple[discovery_lib.Discovery, int]:
-    root, span = discovery_lib.resolve_span(config.input.images, config.input.span)
-    manifest = config.input.manifest
-    if manifest:
-        manifest = manifest.replace(discovery_lib.SPAN_TOKEN, str(span))
-    found = discovery_lib.discover(root, manifest)
-    return found, span
+    return discovery_lib.resolve_inputs(config.input.images, config.input.manifest, config.input.span)
 
 
 def run_ingest(config: Config, output_dir: str, echo: Printer = print) -> dict:
@@ -177,6 +172,7 @@ def run_pipeline(
     resolved by the pipeline's own nodes.
     """
     output_dir = os.path.abspath(output_dir)
+    # Local: ML Metadata's SQLite file; artifacts and pushes go to the roots, any URI, via gfile.
     os.makedirs(output_dir, exist_ok=True)
     found, span = resolve_input(config)
     echo(f"Input: {len(found.candidates)} files under {found.root} (span {span})")

@@ -73,7 +73,8 @@ def test_executor_ingests_the_latest_span_and_sets_artifact_properties(tmp_path)
 def test_driver_resolves_the_latest_span_and_fingerprints_its_files(tmp_path):
     from tfx.orchestration.portable import data_types
 
-    from components.image_example_gen.driver import Driver
+    from components.input_fingerprint import spec as fingerprint_spec
+    from components.input_fingerprint.driver import Driver
 
     for span in (3, 12):
         for label in ("a", "b"):
@@ -85,8 +86,9 @@ def test_driver_resolves_the_latest_span_and_fingerprints_its_files(tmp_path):
 
     first = drive()
     assert first[spec.SPAN_KEY].int_value == 12
-    assert drive()[spec.INPUT_FINGERPRINT_KEY] == first[spec.INPUT_FINGERPRINT_KEY]
+    key = fingerprint_spec.FINGERPRINT_KEY
+    assert first[key].string_value and drive()[key] == first[key]
     write(
         str(tmp_path / "span-12" / "a" / "x.jpg"), encode(gradient(64, 40), "JPEG")
     )  # Same name, new bytes.
-    assert drive()[spec.INPUT_FINGERPRINT_KEY] != first[spec.INPUT_FINGERPRINT_KEY]
+    assert drive()[key] != first[key]

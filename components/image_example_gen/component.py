@@ -12,7 +12,6 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from components.image_example_gen import spec
-from components.image_example_gen.driver import Driver
 from components.image_example_gen.executor import Executor
 from components.image_example_gen.ingest import IngestOptions
 from components.image_example_gen.spec import ImageCatalog
@@ -24,8 +23,8 @@ class ImageExampleGenSpec(types.ComponentSpec):
         spec.MANIFEST_KEY: ExecutionParameter(type=str, optional=True),
         spec.SPAN_KEY: ExecutionParameter(type=int, optional=True),
         spec.OPTIONS_KEY: ExecutionParameter(type=str),
-        # Set by the driver: changes whenever an input file is added, removed or modified, so
-        # the cache never serves examples of data that has since changed.
+        # InputFingerprint's value: changes whenever an input file is added, removed or modified,
+        # so no cache (local or Kubeflow) serves examples of data that has since changed.
         spec.INPUT_FINGERPRINT_KEY: ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {}
@@ -43,12 +42,11 @@ class ImageExampleGen(base_beam_component.BaseBeamComponent):
       manifest: optional CSV/JSONL manifest (``path``, ``label``, extra columns); may hold ``{SPAN}``.
       span: ingest this span instead of the latest.
       options: how images are validated, normalised and split.
-    The driver resolves the span and fingerprints the input files before the cache is asked.
+    ``input_fingerprint`` (InputFingerprint.value) puts the input files into the cache key.
     """
 
     SPEC_CLASS = ImageExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
-    DRIVER_CLASS = Driver
 
     def __init__(
         self,

@@ -97,6 +97,19 @@ def resolve_span(pattern: str, span: int | None = None) -> tuple[str, int]:
     return spans[chosen], chosen
 
 
+def resolve_inputs(
+    input_base: str, manifest: str | None = None, span: int | None = None
+) -> tuple[Discovery, int]:
+    """The inputs of the span ``input_base`` names (``span``, or the latest when None or negative).
+
+    ``{SPAN}`` in ``manifest`` is replaced by the resolved span.
+    """
+    root, resolved = resolve_span(input_base, span if span is not None and span >= 0 else None)
+    if manifest:
+        manifest = manifest.replace(SPAN_TOKEN, str(resolved))
+    return discover(root, manifest or None), resolved
+
+
 def discover(root: str, manifest: str | None = None) -> Discovery:
     """Lists candidates from class folders (``root/<label>/...``) or from a CSV/JSONL manifest."""
     if not (tf.io.gfile.isdir(root) if is_uri(root) else os.path.isdir(root)):

@@ -12,7 +12,6 @@ from tfx.types import artifact_utils
 
 from components.image_example_gen import discovery as discovery_lib
 from components.image_example_gen import spec
-from components.image_example_gen.driver import resolve
 from components.image_example_gen.ingest import IngestOptions, ingest
 
 
@@ -24,7 +23,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         exec_properties: dict[str, Any],
     ) -> None:
         options = IngestOptions.from_json(exec_properties[spec.OPTIONS_KEY])
-        found, span = resolve(exec_properties)  # The driver's span, when a driver ran.
+        found, span = discovery_lib.resolve_inputs(
+            exec_properties[spec.INPUT_BASE_KEY],
+            exec_properties.get(spec.MANIFEST_KEY),
+            exec_properties.get(spec.SPAN_KEY),
+        )
         input_fingerprint = exec_properties.get(spec.INPUT_FINGERPRINT_KEY) or discovery_lib.fingerprint(
             found
         )

@@ -7,8 +7,8 @@ Kubeflow Pipelines keys its cache on a task's parameter values and input artifac
 file contents, and its open-source backend runs no pre-cache hook. This small task runs on every
 run (caching off in the compiled spec), lists the input files and emits their fingerprint (path,
 size, mtime of each) as an output parameter; ImageExampleGen takes it as a parameter, so it, and
-everything downstream, comes from the cache exactly when the files are unchanged. Locally the
-same driver as ImageExampleGen's puts the fingerprint into its cache key.
+everything downstream, comes from the cache exactly when the files are unchanged. Locally its
+driver puts the fingerprint into its own cache key (driver.py).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components.image_example_gen.driver import Driver
 from components.input_fingerprint import spec
+from components.input_fingerprint.driver import Driver
 from components.input_fingerprint.executor import Executor
 
 
