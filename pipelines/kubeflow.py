@@ -107,6 +107,7 @@ def compile_pipeline(
     job = runner.run(pipeline, write_out=False)  # The PipelineJob as a dict; we keep its spec.
     spec = pipeline_spec_from_job(job, runtime.defaults())
     check_portable(spec)
+    # The compiled spec is a local file the user uploads with `cvpipe submit`, not an artifact.
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w", encoding="utf-8") as f:
         if output.endswith(".json"):

@@ -550,7 +550,7 @@ def write(out_dir: str, files: dict[str, list[dict]]) -> list[str]:
     problems = unmatched_selectors(objects) + missing_references(objects)
     if problems:
         raise ValueError("manifests do not hold together:\n  " + "\n  ".join(problems))
-    os.makedirs(out_dir, exist_ok=True)
+    os.makedirs(out_dir, exist_ok=True)  # Local YAML files for kubectl, not artifacts.
     paths = []
     for name, file_objects in files.items():
         path = os.path.join(out_dir, name)

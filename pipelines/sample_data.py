@@ -80,7 +80,7 @@ def write_sample_data(
     if kind == "shapes":
         for i in range(count):
             shape = SHAPES[i % len(SHAPES)]
-            os.makedirs(os.path.join(out_dir, shape), exist_ok=True)
+            os.makedirs(os.path.join(out_dir, shape), exist_ok=True)  # A local input folder, not an artifact.
             image = draw_shape(shape, size, rng)
             image.save(
                 os.path.join(out_dir, shape, f"{shape}_{i:05d}.jpg"),
@@ -96,7 +96,7 @@ def write_sample_data(
     order = rng.permutation(len(digits.images))[:count]
     for i, index in enumerate(order):
         label = str(int(digits.target[index]))
-        os.makedirs(os.path.join(out_dir, label), exist_ok=True)
+        os.makedirs(os.path.join(out_dir, label), exist_ok=True)  # A local input folder, not an artifact.
         pixels = (digits.images[index] * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
         image = Image.fromarray(pixels, "L").resize((32, 32), Image.Resampling.BICUBIC)
         image.save(os.path.join(out_dir, label, f"digit_{i:05d}_{index:04d}.png"))

@@ -44,6 +44,7 @@ def _push_stamped(source: str, base_dir: str, model_name: str, manifest: dict[st
                 data = f.read()
             if relative.endswith(TFLITE_SUFFIX):
                 data = stamp_version(data, str(version))
+            # A local temp dir (the stamped copy); push_directory then writes through tf.io.gfile.
             os.makedirs(os.path.dirname(os.path.join(staging, relative)), exist_ok=True)
             with open(os.path.join(staging, relative), "wb") as f:
                 f.write(data)
