@@ -28,3 +28,4 @@ bench: setup
 	.venv/bin/python bench/edge.py --kind digits
 	.venv/bin/python bench/report.py
 	.venv/bin/python bench/rerun.py
+	.venv/bin/python bench/commands.py

@@ -8,6 +8,9 @@ import os
 import sys
 import warnings
 
+from components import fileio
+from pipelines import nodes
+
 # TF_USE_LEGACY_KERAS and TF_ENABLE_ONEDNN_OPTS are set by pipelines/__init__.py, which runs first.
 # Quiet terminals: TensorFlow's C++ start-up lines (CUDA factories on a CPU machine) and the Google
 # client libraries' FutureWarnings, here and in the Beam worker processes that inherit the environment.
@@ -18,11 +21,9 @@ warnings.filterwarnings("ignore", category=FutureWarning, module=r"(google|kfp)\
 
 def _read_json(path: str):
     """A JSON artifact file (local or any URI tf.io.gfile knows), or None when there is none."""
-    import tensorflow as tf
-
-    if not tf.io.gfile.exists(path):
+    if not fileio.exists(path):
         return None
-    with tf.io.gfile.GFile(path) as f:
+    with fileio.open(path) as f:
         return json.load(f)
 
 
@@ -67,7 +68,6 @@ def cmd_ingest(args) -> int:
 
 def cmd_run(args) -> int:
     from components.data_checks.executor import DataGateError
-    from pipelines.pipeline import EXAMPLE_GEN
     from pipelines.runner import run_pipeline
 
     config = _config(args, images=args.images, manifest=args.manifest, span=args.span)
@@ -86,7 +86,7 @@ def cmd_run(args) -> int:
     print(f"Pipeline finished in {result.seconds:.1f}s")
     for node, state in result.nodes.items():
         print(f"  {node}: {state}")
-    catalog = result.outputs.get(EXAMPLE_GEN, {}).get("catalog", [None])[0]
+    catalog = result.outputs.get(nodes.EXAMPLE_GEN, {}).get("catalog", [None])[0]
     summary = _read_json(os.path.join(catalog, "summary.json")) if catalog else None
     if summary:
         print(
@@ -94,7 +94,7 @@ def cmd_run(args) -> int:
             f"quarantined, {summary['duplicates']} duplicates ({summary['by_reason']})"
         )
         print(f"Catalog:   {os.path.join(catalog, 'catalog.parquet')}")
-    for key, uris in result.outputs.get(EXAMPLE_GEN, {}).items():
+    for key, uris in result.outputs.get(nodes.EXAMPLE_GEN, {}).items():
         if key == "examples":
             print(f"Examples:  {uris[0]}")
     _print_validation(result)
@@ -106,9 +106,8 @@ def cmd_run(args) -> int:
 def _print_validation(result) -> None:
     from components.data_checks.spec import CHECKS_FILE
     from components.validation_report.spec import REPORT_FILE
-    from pipelines.pipeline import DATA_CHECKS, VALIDATION_REPORT
 
-    checks_uri = result.outputs.get(DATA_CHECKS, {}).get("checks", [None])[0]
+    checks_uri = result.outputs.get(nodes.DATA_CHECKS, {}).get("checks", [None])[0]
     if not checks_uri:
         return
     checks = _read_json(os.path.join(checks_uri, CHECKS_FILE))
@@ -118,13 +117,13 @@ def _print_validation(result) -> None:
     print(f"Data validation: {checks['verdict'].upper()}{gate}: {checks['reason']}")
     for anomaly in checks["anomalies"]:
         print(f"  {anomaly['severity']:7} {anomaly['title']}: {anomaly['description']}")
-    report = result.outputs.get(VALIDATION_REPORT, {}).get("report", [None])[0]
+    report = result.outputs.get(nodes.VALIDATION_REPORT, {}).get("report", [None])[0]
     if report:
         print(f"Report:    {os.path.join(report, REPORT_FILE)}")
 
 
 def cmd_report(args) -> int:
-    from pipelines.runner import write_report
+    from pipelines.report import write_report
 
     path = write_report(args.run_dir, args.out)
     print(f"Report: {_shown(path)}")
@@ -208,31 +207,25 @@ def cmd_lineage(args) -> int:
 
 
 def _print_model_outputs(result) -> None:
-    import tensorflow as tf
-
-    from pipelines.pipeline import EVALUATOR, PUSHER, TRAINER, TUNER
-
-    tuned = result.outputs.get(TUNER, {}).get("best_hyperparameters", [None])[0]
+    tuned = result.outputs.get(nodes.TUNER, {}).get("best_hyperparameters", [None])[0]
     hyperparameters = _read_json(os.path.join(tuned, "best_hyperparameters.txt")) if tuned else None
     if hyperparameters:
         print(f"Tuned:     {hyperparameters.get('values')}")
-    run = result.outputs.get(TRAINER, {}).get("model_run", [None])[0]
+    run = result.outputs.get(nodes.TRAINER, {}).get("model_run", [None])[0]
     metrics = _read_json(os.path.join(run, "metrics.json")) if run else None
     if metrics and "test_accuracy" in metrics:
         print(f"Test accuracy: {metrics['test_accuracy']:.4f}")
-    blessing = result.outputs.get(EVALUATOR, {}).get("blessing", [None])[0]
+    blessing = result.outputs.get(nodes.EVALUATOR, {}).get("blessing", [None])[0]
     if blessing:
-        blessed = tf.io.gfile.exists(os.path.join(blessing, "BLESSED"))
+        blessed = fileio.exists(os.path.join(blessing, "BLESSED"))
         print(f"Evaluation: {'BLESSED' if blessed else 'NOT blessed'} ({blessing})")
-    pushed = result.outputs.get(PUSHER, {}).get("pushed_model", [None])[0]
+    pushed = result.outputs.get(nodes.PUSHER, {}).get("pushed_model", [None])[0]
     if pushed is not None:
         from pipelines.runner import pushed_destination
 
         destination = pushed_destination(result.metadata_path, pushed)
         print(f"Serving model: {destination or 'not pushed (model not blessed)'}")
-    from pipelines.pipeline import EDGE_PUSHER, TFLITE_EXPORTER
-
-    tflite = result.outputs.get(TFLITE_EXPORTER, {}).get("tflite_model", [None])[0]
+    tflite = result.outputs.get(nodes.TFLITE_EXPORTER, {}).get("tflite_model", [None])[0]
     parity = _read_json(os.path.join(tflite, "parity.json")) if tflite else None
     if parity:
         for v in parity["variants"]:
@@ -241,14 +234,14 @@ def _print_model_outputs(result) -> None:
                 f"{v['size_bytes']} bytes, {v['latency_ms_median']:.2f} ms median: "
                 f"{'blessed' if v['blessed'] else 'NOT blessed'} ({v['reason']})"
             )
-    edge = result.outputs.get(EDGE_PUSHER, {}).get("pushed_edge_model", [None])[0]
+    edge = result.outputs.get(nodes.EDGE_PUSHER, {}).get("pushed_edge_model", [None])[0]
     if edge is not None:
         from pipelines.runner import pushed_destination
 
         destination = pushed_destination(result.metadata_path, edge)
         print(f"Edge model:    {destination or 'not pushed (see the TFLite gate above)'}")
         if destination:
-            for name in sorted(entry.rstrip("/") for entry in tf.io.gfile.listdir(destination)):
+            for name in sorted(entry.rstrip("/") for entry in fileio.listdir(destination)):
                 if name.endswith(".tflite"):
                     print(f"TFLite file:   {os.path.join(destination, name)}")
     if pushed is not None:

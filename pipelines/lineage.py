@@ -4,6 +4,9 @@ hyperparameters and evaluation produced it.
 info = lineage("out/run")                          # the latest pushed model of a run
 info = lineage("out/run/serving/cvpipe/1700000000")  # or one pushed version (serving or edge)
 print(format_lineage(info))
+
+Reads ML Metadata and the artifacts' JSON files only: no TFX, no TensorFlow (artifacts on an
+object store such as gs:// are read through TensorFlow's filesystems, imported then).
 """
 
 from __future__ import annotations
@@ -12,20 +15,20 @@ import json
 import os
 from typing import Any
 
-import tensorflow as tf
+from ml_metadata import errors as mlmd_errors
 
-from components.data_checks.spec import DataCheckResults
-from components.validation_report.spec import REPORT_FILE, ValidationReport
+from components import fileio
+from components.data_checks.spec import DATA_CHECK_RESULTS_TYPE
+from components.validation_report.spec import REPORT_FILE, VALIDATION_REPORT_TYPE
 from pipelines import metadata
 from pipelines.metadata import INPUT, OUTPUT
-from pipelines.pipeline import EDGE_PUSHER, PUSHER
-from pipelines.runner import METADATA_FILE
+from pipelines.nodes import EDGE_PUSHER, METADATA_FILE, PUSHER
 
 DATA_TYPES = {
     "ExampleStatistics": "statistics",
     "ExampleAnomalies": "anomalies",
-    DataCheckResults.TYPE_NAME: "checks",
-    ValidationReport.TYPE_NAME: "report",
+    DATA_CHECK_RESULTS_TYPE: "checks",
+    VALIDATION_REPORT_TYPE: "report",
 }
 
 
@@ -92,7 +95,10 @@ def _prop(artifact, name: str):
 
 def _pushed(graph: _Graph, target: str):
     """The PushedModel artifact of ``target`` (a pushed directory), or the run's latest serving push."""
-    pushed_type = graph.store.get_artifact_type("PushedModel")
+    try:
+        pushed_type = graph.store.get_artifact_type("PushedModel")
+    except mlmd_errors.NotFoundError:  # Nothing was ever pushed (a --validate-only run).
+        raise FileNotFoundError(f"{target}: no pushed model recorded in ML Metadata") from None
     pushed = [a for a in graph.store.get_artifacts_by_type(pushed_type.name) if _prop(a, "pushed") == 1]
     real = _canonical(target)
     exact = [a for a in pushed if _canonical(str(_prop(a, "pushed_destination") or "")) == real]
@@ -112,10 +118,10 @@ def _canonical(path: str) -> str:
 
 
 def _read_json(path: str) -> Any:
-    """A JSON artifact file read through tf.io.gfile, or None when there is none."""
-    if not tf.io.gfile.exists(path):
+    """A JSON artifact file (local or any URI, see components.fileio), or None when there is none."""
+    if not fileio.exists(path):
         return None
-    with tf.io.gfile.GFile(path) as f:
+    with fileio.open(path) as f:
         return json.load(f)
 
 

@@ -3,23 +3,33 @@
 store = open_store("out/run/metadata.sqlite", readonly=True)
 for node, executions in node_executions(store, "cvpipe").items():
     outputs = artifacts_by_key(store, executions[-1].id, OUTPUT)
+states, outputs = latest_outputs("out/run/metadata.sqlite", "cvpipe")
+
+Only ml_metadata, not TFX: `cvpipe lineage` and `cvpipe report` start without TensorFlow.
 """
 
 from __future__ import annotations
 
+import os
+
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
-from tfx.orchestration import metadata as tfx_metadata
 
 OUTPUT = metadata_store_pb2.Event.OUTPUT
 INPUT = metadata_store_pb2.Event.INPUT
+COMPLETE = metadata_store_pb2.Execution.COMPLETE
+CACHED = metadata_store_pb2.Execution.CACHED
 
 
 def open_store(path: str, *, readonly: bool = False) -> mlmd.MetadataStore:
     """The store at ``path``; ``readonly`` never creates or migrates it (safe beside a running pipeline)."""
-    config = tfx_metadata.sqlite_metadata_connection_config(path)
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = path
     if readonly:
         config.sqlite.connection_mode = config.sqlite.READONLY
+    else:  # As TFX's sqlite_metadata_connection_config: the file and its directory are created.
+        config.sqlite.connection_mode = config.sqlite.READWRITE_OPENCREATE
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     return mlmd.MetadataStore(config)
 
 
@@ -42,3 +52,18 @@ def artifacts_by_key(store: mlmd.MetadataStore, execution_id: int, event_type) -
         key = event.path.steps[0].key if event.path.steps else ""
         by_key.setdefault(key, []).append(found[event.artifact_id])
     return by_key
+
+
+def latest_outputs(metadata_path: str, pipeline_name: str):
+    """For each node of the pipeline, its latest successful execution's state and output URIs."""
+    store = open_store(metadata_path)
+    states, outputs = {}, {}
+    for node, executions in node_executions(store, pipeline_name).items():
+        done = [e for e in executions if e.last_known_state in (COMPLETE, CACHED)]
+        if not done:
+            continue
+        latest = done[-1]
+        states[node] = "cached" if latest.last_known_state == CACHED else "ran"
+        by_key = artifacts_by_key(store, latest.id, OUTPUT)
+        outputs[node] = {key: [a.uri for a in artifacts] for key, artifacts in by_key.items()}
+    return states, outputs

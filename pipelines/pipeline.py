@@ -33,22 +33,25 @@ from components.tflite_exporter.component import TFLiteExporter
 from components.validation_report.component import ValidationReportGen
 from pipelines.config import Config, ConfigError
 
-# Stable node ids: ML Metadata contexts, caching and lineage are keyed on them.
-INPUT_FINGERPRINT = "InputFingerprint"
-EXAMPLE_GEN = "ImageExampleGen"
-STATISTICS_GEN = "StatisticsGen"
-SCHEMA_GEN = "SchemaGen"
-EXAMPLE_VALIDATOR = "ExampleValidator"
-DATA_CHECKS = "DataChecks"
-VALIDATION_REPORT = "ValidationReport"
-DATA_GATE = "DataGate"
-TUNER = "Tuner"
-TRAINER = "Trainer"
-SERVED_MODEL = "ServedModel"
-EVALUATOR = "Evaluator"
-PUSHER = "ServingPusher"
-TFLITE_EXPORTER = "TFLiteExporter"
-EDGE_PUSHER = "EdgePusher"
+# Stable node ids (pipelines/nodes.py, which reading a run imports without TFX), re-exported here.
+from pipelines.nodes import (  # noqa: F401
+    DATA_CHECKS,
+    DATA_GATE,
+    EDGE_PUSHER,
+    EVALUATOR,
+    EXAMPLE_GEN,
+    EXAMPLE_VALIDATOR,
+    INPUT_FINGERPRINT,
+    PUSHER,
+    SCHEMA_GEN,
+    SERVED_MODEL,
+    STATISTICS_GEN,
+    TFLITE_EXPORTER,
+    TRAINER,
+    TUNER,
+    VALIDATION_REPORT,
+)
+
 TRAINER_MODULE = "components.image_model.trainer_module"
 ACCURACY = "sparse_categorical_accuracy"
 

@@ -24,11 +24,12 @@ from components.image_example_gen import discovery as discovery_lib
 from components.image_example_gen.ingest import ingest
 from pipelines import metadata
 from pipelines.config import Config, ConfigError
-from pipelines.pipeline import SERVING_DIR, STATISTICS_GEN, create_pipeline  # noqa: F401 (SERVING_DIR: re-exported)
+from pipelines.metadata import latest_outputs
+from pipelines.nodes import METADATA_FILE, PIPELINE_ROOT
+from pipelines.pipeline import SERVING_DIR, create_pipeline  # noqa: F401 (SERVING_DIR: re-exported)
+from pipelines.report import write_report  # noqa: F401 (re-exported; it needs neither Beam nor TFX)
 
 Printer = Callable[[str], None]
-METADATA_FILE = "metadata.sqlite"
-PIPELINE_ROOT = "pipeline_root"
 
 
 def resolve_input(config: Config) -> tuple[discovery_lib.Discovery, int]:
@@ -210,21 +211,6 @@ def run_pipeline(
     return RunResult(output_dir, metadata_path, seconds, nodes, outputs)
 
 
-def latest_outputs(metadata_path: str, pipeline_name: str):
-    """For each node of the pipeline, its latest successful execution's state and output URIs."""
-    store = metadata.open_store(metadata_path)
-    states, outputs = {}, {}
-    for node, executions in metadata.node_executions(store, pipeline_name).items():
-        done = [e for e in executions if e.last_known_state in (Execution.COMPLETE, Execution.CACHED)]
-        if not done:
-            continue
-        latest = done[-1]
-        states[node] = "cached" if latest.last_known_state == Execution.CACHED else "ran"
-        by_key = metadata.artifacts_by_key(store, latest.id, metadata.OUTPUT)
-        outputs[node] = {key: [a.uri for a in artifacts] for key, artifacts in by_key.items()}
-    return states, outputs
-
-
 def pushed_destination(metadata_path: str, pushed_uri: str) -> str | None:
     """Where a ServingPusher artifact pushed to, or None when it did not push."""
     store = metadata.open_store(metadata_path)
@@ -233,33 +219,3 @@ def pushed_destination(metadata_path: str, pushed_uri: str) -> str | None:
         if "pushed" in props and props["pushed"].int_value == 1:
             return props["pushed_destination"].string_value
     return None
-
-
-def write_report(run_dir: str, out_path: str | None = None) -> str:
-    """Renders the data-validation report of the latest run in ``run_dir`` (its ML Metadata)."""
-    from components.validation_report.report import build_report
-    from pipelines.pipeline import DATA_CHECKS, EXAMPLE_GEN, SCHEMA_GEN
-
-    metadata_path = os.path.join(run_dir, METADATA_FILE)
-    if not os.path.exists(metadata_path):
-        raise FileNotFoundError(f"{run_dir} has no {METADATA_FILE}: not the output directory of `cvpipe run`")
-    store = metadata.open_store(metadata_path)
-    names = sorted(c.name for c in store.get_contexts_by_type("pipeline"))
-    if not names:
-        raise FileNotFoundError(f"{metadata_path} records no pipeline run")
-    _, outputs = latest_outputs(metadata_path, names[0])
-    try:
-        uris = dict(
-            examples_uri=outputs[EXAMPLE_GEN]["examples"][0],
-            catalog_uri=outputs[EXAMPLE_GEN]["catalog"][0],
-            statistics_uri=outputs[STATISTICS_GEN]["statistics"][0],
-            schema_uri=outputs[SCHEMA_GEN]["schema"][0],
-            checks_uri=outputs[DATA_CHECKS]["checks"][0],
-        )
-    except KeyError as e:
-        raise FileNotFoundError(
-            f"{run_dir}: no completed {e.args[0]} output; run `cvpipe run` first"
-        ) from None
-    return build_report(
-        **uris, out_path=out_path or os.path.join(run_dir, "validation_report.html"), pipeline_name=names[0]
-    )

@@ -1,5 +1,6 @@
 """Shared fixtures: small images of every awkward kind, made in memory."""
 
+import dataclasses
 import io
 import os
 
@@ -25,6 +26,41 @@ def gradient(width: int = 48, height: int = 32, mode: str = "RGB") -> Image.Imag
         [x * 255 // max(1, width - 1), y * 255 // max(1, height - 1), (x + y) % 256], axis=-1
     ).astype(np.uint8)
     return Image.fromarray(rgb, "RGB").convert(mode)
+
+
+# Runs `cvpipe ARGS` in a new interpreter, then names which of the heavy packages it imported.
+_FRESH_CLI = """
+import sys
+from pipelines.cli import main
+
+code = main(sys.argv[1:])
+heavy = sorted({name.split(".")[0] for name in sys.modules} & {"tensorflow", "tfx", "apache_beam"})
+print("heavy imports:", ",".join(heavy))
+sys.exit(code)
+"""
+
+
+@dataclasses.dataclass
+class FreshRun:
+    code: int
+    out: str  # Standard output, without the heavy-imports line.
+    err: str
+    heavy: list[str]  # Which of tensorflow, tfx and apache_beam the process imported.
+
+
+def cvpipe_in_fresh_process(args: list[str]) -> FreshRun:
+    """`cvpipe ARGS` in a new interpreter (this checkout's code), and what it imported."""
+    import subprocess
+    import sys
+
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run(
+        [sys.executable, "-c", _FRESH_CLI, *args], cwd=checkout, capture_output=True, text=True, timeout=300
+    )
+    out, _, last = result.stdout.rstrip("\n").rpartition("\n")
+    assert last.startswith("heavy imports:"), result.stdout[-2000:] + result.stderr[-2000:]
+    heavy = [name for name in last.split(":", 1)[1].strip().split(",") if name]
+    return FreshRun(result.returncode, out + "\n" if out else "", result.stderr, heavy)
 
 
 def write(path, data: bytes) -> str:

@@ -11,7 +11,7 @@ import tensorflow_data_validation as tfdv
 
 from components.image_example_gen import spec
 from pipelines.cli import main
-from tests.conftest import write
+from tests.conftest import cvpipe_in_fresh_process, write
 
 
 def test_sample_data_digits_are_real_grey_pngs(tmp_path, capsys):
@@ -167,6 +167,14 @@ def test_run_killed_in_training_resumes_trains_blesses_pushes_and_reuses_the_cac
     assert "SchemaGen/schema/" in lineage and "ValidationReport/report/" in lineage
     assert "  hyperparameters: {" in lineage and '"width": ' in lineage and "evaluation:  BLESSED" in lineage
     assert main(["lineage", str(edge)]) == 0 and f"  serving: {versions[0]}" in capsys.readouterr().out
+    # Reading a run starts fast: lineage and report import neither TensorFlow, TFX nor Beam.
+    fresh = cvpipe_in_fresh_process(["lineage", str(out)])
+    assert (fresh.code, fresh.heavy, fresh.out) == (0, [], lineage), fresh.err
+    fresh = cvpipe_in_fresh_process(["report", str(out)])
+    assert (fresh.code, fresh.heavy) == (0, []), fresh.err
+    assert fresh.out == f"Report: {out / 'validation_report.html'}\n"
+    page = (out / "validation_report.html").read_text(encoding="utf-8")
+    assert "PASS" in page and page.count("data:image/jpeg;base64,") == 3 * 8  # 8 thumbnails per class.
 
     assert main(args) == 0
     rerun = capsys.readouterr().out

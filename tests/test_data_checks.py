@@ -19,7 +19,7 @@ from components.image_example_gen import spec
 from pipelines.config import ConfigError, load_config, merge
 from pipelines.runner import run_pipeline, write_report
 from pipelines.sample_data import write_sample_data
-from tests.conftest import encode, write
+from tests.conftest import cvpipe_in_fresh_process, encode, write
 
 
 def row(path, split, label, sha=None, status=spec.INGESTED, reason=None):
@@ -200,6 +200,16 @@ def test_report_command_renders_an_existing_run(bad_run, tmp_path):
     page = open(path, encoding="utf-8").read()
     assert "FAIL" in page and "leaked_copy.jpg" in page and "tiny/tiny_0.png" in page
     assert "<script" not in page and "http://" not in page and "https://" not in page
+
+
+def test_report_and_lineage_of_a_run_import_neither_tensorflow_tfx_nor_beam(bad_run, tmp_path):
+    out, _, _ = bad_run
+    fresh = cvpipe_in_fresh_process(["report", str(out), "--out", str(tmp_path / "r.html")])
+    assert (fresh.code, fresh.heavy) == (0, []), fresh.err
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "FAIL" in page and "leaked_copy.jpg" in page and "data:image/jpeg;base64," in page
+    fresh = cvpipe_in_fresh_process(["lineage", str(out)])  # Validated only: nothing was pushed.
+    assert (fresh.code, fresh.heavy) == (2, []) and "no pushed model recorded" in fresh.err
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,10 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from components.artifacts import DataCheckResults, ImageCatalog, ValidationReport
 from components.data_checks import spec
 from components.data_checks.checks import CheckOptions
 from components.data_checks.executor import ChecksExecutor, GateExecutor
-from components.data_checks.spec import DataCheckResults
-from components.image_example_gen.spec import ImageCatalog
-from components.validation_report.spec import ValidationReport
 
 # What the data half produced, read by DataChecks and by ValidationReportGen.
 DATA_INPUTS = {

@@ -1,7 +1,5 @@
 """Names shared by DataChecks, DataGate, their executors, the report, the CLI and the tests."""
 
-from tfx import types
-
 # DataChecks parameters and channels.
 OPTIONS_KEY = "options"
 BASELINE_STATISTICS_KEY = "baseline_statistics"  # A previous span's statistics URI; "" = none.
@@ -21,7 +19,14 @@ CHECKS_FILE = "checks.json"
 GATE_MARKER = "cvpipe data gate:"  # First words of the gate's error, found in whatever wraps it.
 
 
-class DataCheckResults(types.Artifact):
-    """checks.json: every anomaly (cvpipe's, TFDV's, drift), the drift table and the verdict."""
+# The artifact type's name, read without TFX; its class is in components/artifacts.py.
+DATA_CHECK_RESULTS_TYPE = "components.DataCheckResults"  # Also a class path: see components/__init__.py.
 
-    TYPE_NAME = "components.DataCheckResults"  # Importable: see components/__init__.py.
+
+def __getattr__(name: str):
+    """``DataCheckResults``, loaded from components/artifacts.py (and so TFX) on first use."""
+    if name == "DataCheckResults":
+        from components.artifacts import DataCheckResults
+
+        return DataCheckResults
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,9 +11,9 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from components.artifacts import TFLiteModel
 from components.edge_pusher import spec
 from components.edge_pusher.executor import Executor
-from components.tflite_exporter.spec import TFLiteModel
 
 
 class EdgePusherSpec(types.ComponentSpec):

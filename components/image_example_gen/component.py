@@ -11,10 +11,10 @@ from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from components.artifacts import ImageCatalog
 from components.image_example_gen import spec
 from components.image_example_gen.executor import Executor
 from components.image_example_gen.ingest import IngestOptions
-from components.image_example_gen.spec import ImageCatalog
 
 
 class ImageExampleGenSpec(types.ComponentSpec):

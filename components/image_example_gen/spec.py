@@ -3,8 +3,6 @@
 One module holds every key so the executor, the pipeline factory and the tests cannot drift apart.
 """
 
-from tfx import types
-
 # Component parameter and channel keys.
 INPUT_BASE_KEY = "input_base"
 MANIFEST_KEY = "manifest"
@@ -97,7 +95,14 @@ UNKNOWN_SPLIT = "unknown_split"
 DEFAULT_SPLITS = (("train", 80), ("eval", 10), ("test", 10))
 
 
-class ImageCatalog(types.Artifact):
-    """catalog.parquet (one row per input file), summary.json and labels.txt of one ingestion."""
+# The artifact type's name, read without TFX; its class is in components/artifacts.py.
+IMAGE_CATALOG_TYPE = "components.ImageCatalog"  # Also a class path: see components/__init__.py.
 
-    TYPE_NAME = "components.ImageCatalog"  # Importable: see components/__init__.py.
+
+def __getattr__(name: str):
+    """``ImageCatalog``, loaded from components/artifacts.py (and so TFX) on first use."""
+    if name == "ImageCatalog":
+        from components.artifacts import ImageCatalog
+
+        return ImageCatalog
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

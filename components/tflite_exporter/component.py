@@ -16,10 +16,10 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from components.artifacts import TFLiteModel
 from components.tflite_exporter import spec
 from components.tflite_exporter.convert import MODES
 from components.tflite_exporter.executor import Executor
-from components.tflite_exporter.spec import TFLiteModel
 
 
 class TFLiteExporterSpec(types.ComponentSpec):

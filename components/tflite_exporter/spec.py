@@ -1,7 +1,5 @@
 """Names shared by TFLiteExporter, its executor, the EdgePusher and the tests."""
 
-from tfx import types
-
 # TFLiteExporter parameters and channels.
 MODES_KEY = "modes"  # JSON list of convert.MODES.
 REPRESENTATIVE_COUNT_KEY = "representative_count"
@@ -28,7 +26,14 @@ MODEL_FILE = "model_{mode}.tflite"
 TFLITE_SUFFIX = ".tflite"
 
 
-class TFLiteModel(types.Artifact):
-    """model_<mode>.tflite files, labels.txt and parity.json; custom property ``blessed``."""
+# The artifact type's name, read without TFX; its class is in components/artifacts.py.
+TFLITE_MODEL_TYPE = "components.TFLiteModel"  # Also a class path: see components/__init__.py.
 
-    TYPE_NAME = "components.TFLiteModel"  # Importable: see components/__init__.py.
+
+def __getattr__(name: str):
+    """``TFLiteModel``, loaded from components/artifacts.py (and so TFX) on first use."""
+    if name == "TFLiteModel":
+        from components.artifacts import TFLiteModel
+
+        return TFLiteModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,13 +10,12 @@ from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from components.artifacts import DataCheckResults, ValidationReport
 from components.data_checks import spec as checks_spec
 from components.data_checks.component import DATA_INPUTS
-from components.data_checks.spec import DataCheckResults
 from components.kfp_ui import HTMLPage, MarkdownText
 from components.validation_report import spec
 from components.validation_report.executor import Executor
-from components.validation_report.spec import ValidationReport
 
 
 class ValidationReportGenSpec(types.ComponentSpec):

@@ -21,6 +21,7 @@ from typing import Any, Iterable
 
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
+from components import fileio, tfrecords
 from components.image_example_gen import spec
 
 MAX_QUARANTINE_ROWS = 500
@@ -59,41 +60,39 @@ def sample_thumbnails(
 
     Reads the splits in order and stops once every label of the ingestion's vocabulary (its
     labels.txt, up to ``max_classes`` of them) has ``per_class`` samples, so a large dataset is not
-    read in full unless a class is rare; without a vocabulary every split is read.
+    read in full unless a class is rare; without a vocabulary every split is read. The records are
+    read without TensorFlow (components.tfrecords), so `cvpipe report` starts fast.
     """
-    import tensorflow as tf
-
     vocabulary = os.path.join(examples_uri, spec.LABELS_FILE)
     expected = None
-    if tf.io.gfile.exists(vocabulary):
-        with tf.io.gfile.GFile(vocabulary) as f:
+    if fileio.exists(vocabulary):
+        with fileio.open(vocabulary) as f:
             expected = min(max_classes, sum(1 for line in f if line.strip()))
 
-    features = {
-        spec.IMAGE: tf.io.FixedLenFeature([], tf.string),
-        spec.LABEL: tf.io.FixedLenFeature([], tf.string),
-        spec.PATH: tf.io.FixedLenFeature([], tf.string),
-    }
     found: dict[str, list[tuple[str, str]]] = collections.OrderedDict()
     for split in splits:
-        files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
-        if not files:
-            continue
-        dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(256)
-        for batch in dataset:
-            parsed = tf.io.parse_example(batch, features)
-            for image, label, path in zip(
-                parsed[spec.IMAGE].numpy(), parsed[spec.LABEL].numpy(), parsed[spec.PATH].numpy()
-            ):
+        for file in sorted(fileio.glob(os.path.join(examples_uri, f"Split-{split}", "*"))):
+            for example in tfrecords.read_examples(file, compression="GZIP"):
+                image, label, path = (
+                    _one_string(example, key, file) for key in (spec.IMAGE, spec.LABEL, spec.PATH)
+                )
                 label = label.decode("utf-8", "replace")
                 if label not in found and len(found) >= max_classes:
                     continue
                 samples = found.setdefault(label, [])
                 if len(samples) < per_class:
                     samples.append((thumbnail_uri(image, size), path.decode("utf-8", "replace")))
-            if _full(found, expected, per_class):
-                return dict(sorted(found.items()))
+                if _full(found, expected, per_class):
+                    return dict(sorted(found.items()))
     return dict(sorted(found.items()))
+
+
+def _one_string(example: dict[str, list], key: str, file: str) -> bytes:
+    """The single bytes value of feature ``key``, as tf.io.FixedLenFeature([], tf.string) reads it."""
+    values = example.get(key)
+    if values is None or len(values) != 1 or not isinstance(values[0], bytes):
+        raise tfrecords.CorruptRecordError(f"{file}: an Example without one string {key!r}: {values!r:.80}")
+    return values[0]
 
 
 def _full(found: dict[str, list], expected: int | None, per_class: int) -> bool:

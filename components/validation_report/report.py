@@ -13,8 +13,7 @@ import datetime
 import json
 import os
 
-import tensorflow as tf
-
+from components import fileio
 from components.data_checks import readers
 from components.data_checks import spec as checks_spec
 from components.validation_report.render import ReportInputs, render_report, sample_thumbnails
@@ -33,7 +32,7 @@ def build_report(
     max_thumbnail_classes: int = 60,
 ) -> str:
     """Renders the report of one run's artifacts to ``out_path``; returns the path."""
-    with tf.io.gfile.GFile(os.path.join(checks_uri, checks_spec.CHECKS_FILE)) as f:
+    with fileio.open(os.path.join(checks_uri, checks_spec.CHECKS_FILE)) as f:
         checks = json.load(f)
     splits = readers.split_names(statistics_uri)
     ordered = sorted(splits, key=lambda s: (s != "train", s))
@@ -54,11 +53,11 @@ def build_report(
     page = render_report(inputs)
     parent = os.path.dirname(out_path)
     if parent:
-        tf.io.gfile.makedirs(parent)
+        fileio.makedirs(parent)
     temporary = f"{out_path}.tmp"
-    with tf.io.gfile.GFile(temporary, "w") as f:
+    with fileio.open(temporary, "w") as f:
         f.write(page)
-    tf.io.gfile.rename(temporary, out_path, overwrite=True)
+    fileio.rename(temporary, out_path, overwrite=True)
     return out_path
 
 

@@ -1,7 +1,5 @@
 """Names shared by ValidationReportGen, its executor, the gate, the CLI and the tests."""
 
-from tfx import types
-
 PIPELINE_NAME_KEY = "pipeline_name"
 THUMBNAILS_PER_CLASS_KEY = "thumbnails_per_class"
 MAX_THUMBNAIL_CLASSES_KEY = "max_thumbnail_classes"
@@ -12,7 +10,14 @@ REPORT_FILE = "index.html"
 VERDICT_FILE = "verdict.md"
 
 
-class ValidationReport(types.Artifact):
-    """index.html: the self-contained data-validation report."""
+# The artifact type's name, read without TFX; its class is in components/artifacts.py.
+VALIDATION_REPORT_TYPE = "components.ValidationReport"  # Also a class path: see components/__init__.py.
 
-    TYPE_NAME = "components.ValidationReport"  # Importable: see components/__init__.py.
+
+def __getattr__(name: str):
+    """``ValidationReport``, loaded from components/artifacts.py (and so TFX) on first use."""
+    if name == "ValidationReport":
+        from components.artifacts import ValidationReport
+
+        return ValidationReport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
