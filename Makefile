@@ -1,6 +1,5 @@
 # The two commands of the README. Both set everything up from nothing (see .ci/bootstrap).
 export TF_USE_LEGACY_KERAS := 1
-export TF_ENABLE_ONEDNN_OPTS := 0
 export TF_CPP_MIN_LOG_LEVEL := 3
 DEMO ?= demo
 

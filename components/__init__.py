@@ -8,20 +8,18 @@ entry point imports this package (or ``pipelines``) first, so the choice is made
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-# TF 2.16's oneDNN kernels corrupt the heap on these CPUs (AVX-512/AMX) once a process has trained
-# a few models in a row (a keras-tuner worker segfaulted on its third trial; with this off, eight
-# trials ran clean). Off by default; set TF_ENABLE_ONEDNN_OPTS=1 to opt back in.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+# TensorFlow's oneDNN kernels stay on, as TensorFlow ships them: README "Speed: what was found" tells
+# of the tuning-worker crash that once turned them off and how trial workers contain one now.
 
 # cvpipe's custom artifact types, importable as ``components.<TypeName>``. Their TYPE_NAMEs are
 # "components.<TypeName>": TFX's Kubeflow V2 compiler writes TYPE_NAME as the artifact's schema
 # title, and its container entrypoint imports that title as a Python class path. Loaded lazily so
 # that importing a component module does not pull in every other one.
 _ARTIFACT_TYPES = {
-    "ImageCatalog": "components.image_example_gen.spec",
-    "DataCheckResults": "components.data_checks.spec",
-    "ValidationReport": "components.validation_report.spec",
-    "TFLiteModel": "components.tflite_exporter.spec",
+    "ImageCatalog": "components.artifacts",
+    "DataCheckResults": "components.artifacts",
+    "ValidationReport": "components.artifacts",
+    "TFLiteModel": "components.artifacts",
 }
 
 

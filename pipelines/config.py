@@ -209,6 +209,9 @@ class BeamConfig:
     # Arguments for every Beam pipeline of the run. Locally the DirectRunner with one process per
     # core; see README "Configuration" for Dataflow, Flink and Spark arguments.
     args: list[str]
+    # Local runs with fewer input files run each Beam component in one process (in_memory):
+    # starting a worker process per core costs more than it saves (pipelines/beam_local.py).
+    in_process_below: int
 
 
 @dataclasses.dataclass

@@ -3,7 +3,8 @@
     python -m pipelines.kfp_entrypoint --executor_class_path ... --json_serialized_invocation_args '{...}'
         --json_serialized_inputs_spec_args '{...}' [beam args]
 
-It is TFX's own V2 entrypoint (``kubeflow_v2_run_executor``) with three repairs for open-source
+It is TFX's own V2 entrypoint (``kubeflow_v2_run_executor``), without TFX's sdist when the task's
+Beam runner is local (pipelines/beam_local.py), and with three repairs for open-source
 Kubeflow Pipelines, which TFX 1.16 was only tried against Vertex AI:
 
 - KFP's backend hands a task its upstream artifacts with an empty type (``instanceSchema: ""``,
@@ -90,13 +91,15 @@ def main(argv: list[str]) -> None:
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 
     from components import kfp_ui
+    from pipelines import beam_local
 
     compiler_utils.TITLE_TO_CLASS_PATH.update(kfp_ui.TITLE_TO_CLASS_PATH)
     invocation = json.loads(_flag_value(argv, INVOCATION_FLAG) or "{}")
     inputs_spec = json.loads(_flag_value(argv, INPUTS_SPEC_FLAG) or "{}")
     restore_input_types(invocation, inputs_spec)
     argv = _set_flag_value(argv, INVOCATION_FLAG, json.dumps(invocation))
-    kubeflow_v2_run_executor.main(kubeflow_v2_run_executor._parse_flags([sys.argv[0], *argv]))
+    with beam_local.without_tfx_sdist(argv):  # A DirectRunner task needs no TFX sdist either.
+        kubeflow_v2_run_executor.main(kubeflow_v2_run_executor._parse_flags([sys.argv[0], *argv]))
     point_outputs_at_files(invocation)
 
 

@@ -50,7 +50,6 @@ ORACLE_PORT = 8000
 WORKERS_MODULE = "components.image_model.workers"  # `python -m ... train|tune SPEC`.
 KERAS_ENV = [
     {"name": "TF_USE_LEGACY_KERAS", "value": "1"},
-    {"name": "TF_ENABLE_ONEDNN_OPTS", "value": "0"},
 ]
 # The keras-tuner chief: building the tuner with KERASTUNER_TUNER_ID=chief serves its oracle (keras-tuner
 # 1.3.5 BaseTuner.__init__ -> oracle_chief.start_server) until a worker is told the search is over;

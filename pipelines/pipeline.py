@@ -25,6 +25,7 @@ from components.edge_pusher.component import EdgePusher
 from components.image_example_gen import spec as example_spec
 from components.image_example_gen.component import ImageExampleGen
 from components.image_model.export import EXAMPLES_SIGNATURE
+from components.image_model.tuner import Tuner
 from components.input_fingerprint.component import InputFingerprint
 from components.model_evaluator.component import ModelEvaluator
 from components.served_model.component import ServedModel
@@ -142,7 +143,7 @@ def model_components(
     components = []
     hyperparameters = None
     if config.tuning.enabled:
-        tuner = tfx.components.Tuner(
+        tuner = Tuner(
             tuner_fn=f"{TRAINER_MODULE}.tuner_fn",
             examples=examples,
             schema=schema_gen.outputs["schema"],

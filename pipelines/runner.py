@@ -22,7 +22,7 @@ from components.data_checks.executor import DataGateError
 from components.data_checks.spec import GATE_MARKER
 from components.image_example_gen import discovery as discovery_lib
 from components.image_example_gen.ingest import ingest
-from pipelines import metadata
+from pipelines import beam_local, metadata
 from pipelines.config import Config, ConfigError
 from pipelines.metadata import latest_outputs
 from pipelines.nodes import METADATA_FILE, PIPELINE_ROOT
@@ -43,7 +43,10 @@ def run_ingest(config: Config, output_dir: str, echo: Printer = print) -> dict:
         f"Found {len(found.candidates)} input files under {found.root} (span {span}); "
         f"labels: {', '.join(found.labels) or 'none'}"
     )
-    echo(f"Ingesting with Beam ({' '.join(config.beam.args) or 'DirectRunner'}) ...")
+    args = beam_local.local_args(
+        config.beam.args, file_count=len(found.candidates), in_process_below=config.beam.in_process_below
+    )
+    echo(f"Ingesting with Beam ({' '.join(args) or 'DirectRunner'}) ...")
     started = time.time()
     summary = ingest(
         found,
@@ -51,7 +54,7 @@ def run_ingest(config: Config, output_dir: str, echo: Printer = print) -> dict:
         span=span,
         examples_dir=os.path.join(output_dir, "examples"),
         catalog_dir=output_dir,
-        make_pipeline=lambda: beam.Pipeline(options=PipelineOptions(list(config.beam.args))),
+        make_pipeline=lambda: beam.Pipeline(options=PipelineOptions(args)),
     )
     summary["seconds"] = round(time.time() - started, 2)
     return summary
@@ -184,6 +187,12 @@ def run_pipeline(
         check_writable(push_root, "--push-to")
     if config.validation.baseline_statistics:
         echo(f"Drift baseline: {config.validation.baseline_statistics} (from the config)")
+    args = beam_local.local_args(
+        config.beam.args, file_count=len(found.candidates), in_process_below=config.beam.in_process_below
+    )
+    if args != list(config.beam.args):
+        echo(f"Beam: in this process, {len(found.candidates)} files < beam.in_process_below")
+    config = dataclasses.replace(config, beam=dataclasses.replace(config.beam, args=args))
     pipeline = create_pipeline(
         config,
         pipeline_root=pipeline_root,
@@ -196,7 +205,8 @@ def run_pipeline(
     beam_logger.addFilter(_hide_gate_traceback)
     started = time.time()
     try:
-        BeamDagRunner().run(pipeline)
+        with beam_local.without_tfx_sdist(args):
+            BeamDagRunner().run(pipeline)
     except Exception as e:  # The gate's message is the useful part of whatever Beam wraps it in.
         message = str(e)
         if GATE_MARKER in message:

@@ -141,6 +141,12 @@ def test_run_killed_in_training_resumes_trains_blesses_pushes_and_reuses_the_cac
     edge = out / "edge" / "cvpipe" / os.path.basename(versions[0])  # Same version as serving.
     assert f"Edge model:    {edge}" in printed and "TFLite int8: accuracy" in printed
     assert {"model_int8.tflite", "labels.txt", "parity.json", "cvpipe_manifest.json"} <= set(os.listdir(edge))
+    # Training throughput in the run's metrics: the Trainer's, and every tuning trial's.
+    trained = json.loads(next(out.glob("pipeline_root/Trainer/model_run/*/metrics.json")).read_text())
+    assert trained["images_per_second"] > 0 and trained["first_epoch_images_per_second"] > 0
+    tuning = json.loads(next(out.glob("pipeline_root/Tuner/tuner_results/*/trials.json")).read_text())
+    assert tuning["worker_restarts"] == [] and len(tuning["trials"]) >= 1
+    assert all(t["status"] == "COMPLETED" and t["images_per_second"] > 0 for t in tuning["trials"])
 
     stats_files = glob.glob(str(out / "pipeline_root/StatisticsGen/statistics/*/Split-train/FeatureStats.pb"))
     stats = tfdv.load_stats_binary(stats_files[0]).datasets[0]

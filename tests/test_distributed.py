@@ -148,3 +148,61 @@ def test_parallel_trials_share_one_oracle(shapes_examples, tmp_path):
     assert json.loads((project / "trial_tuners.json").read_text()) == tuner.trial_tuners
     assert sorted(os.listdir(project / "workers")) == ["worker-0.log", "worker-1.log"]
     assert sorted(os.listdir(tmp_path)) == ["system-tmp", "tuning"]
+
+
+def test_killed_tuning_worker_is_started_again_and_its_trial_rerun(shapes_examples, tmp_path, monkeypatch):
+    """A tuning worker that dies from a signal (as a heap corruption would end it) costs a restart,
+    not the search: keras-tuner's oracle hands the returning tuner id its unfinished trial."""
+    import signal
+    import threading
+
+    from components.image_model import tuner as tuner_component
+    from components.image_model import workers
+
+    examples_dir, labels, _ = shapes_examples
+    spec = TuneSpec(
+        train_patterns=[f"{examples_dir}/Split-train/*"],
+        eval_patterns=[f"{examples_dir}/Split-eval/*"],
+        labels=labels,
+        directory=str(tmp_path / "tuning"),
+        image_size=32,
+        max_trials=2,
+        epochs=2,
+        steps_per_epoch=3,
+        search_space={"width": [8, 12], "depth": [1]},
+    )
+    started, killed = [], []
+    real_start = workers._start
+
+    def start(kind, spec_path, env, log):
+        process = real_start(kind, spec_path, env, log)
+        started.append((process, log.name))
+        return process
+
+    def kill_first_worker_mid_trial():
+        deadline = time.time() + 300
+        while time.time() < deadline and not killed:
+            if started:
+                process, log_path = started[0]
+                with open(log_path) as f:
+                    if "Epoch 1/" in f.read():  # Inside its first trial.
+                        process.send_signal(signal.SIGSEGV)
+                        killed.append(process.pid)
+            time.sleep(0.2)
+
+    monkeypatch.setattr(workers, "_start", start)
+    killer = threading.Thread(target=kill_first_worker_mid_trial, daemon=True)
+    killer.start()
+    tuner = make_tuner(spec, overwrite=True)
+    tuner.search()
+    killer.join(timeout=5)
+
+    assert killed, "the worker was never seen inside a trial"
+    assert len(started) == 2  # The killed worker and its replacement.
+    assert tuner.worker_restarts == ["worker 0 was killed by SIGSEGV; started again"]
+    trials = tuner.oracle.trials.values()
+    assert len(trials) == 2 and {t.status for t in trials} == {"COMPLETED"}
+    records = tuner_component.trial_records(tuner)
+    assert all(r["images_per_second"] > 0 and r["first_epoch_images_per_second"] > 0 for r in records)
+    log = (tmp_path / "tuning" / "cvpipe_tuning" / "workers" / "worker-0.log").read_text()
+    assert "[cvpipe] worker 0 was killed by SIGSEGV; started again" in log

@@ -57,7 +57,6 @@ def container_env(home: str) -> dict:
         "HOME": home,
         "PYTHONPATH": CHECKOUT,
         "TF_USE_LEGACY_KERAS": "1",
-        "TF_ENABLE_ONEDNN_OPTS": "0",
         "PYTHONDONTWRITEBYTECODE": "1",
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "PYTHONWARNINGS": "ignore::FutureWarning",

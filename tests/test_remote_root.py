@@ -25,7 +25,13 @@ from pipelines.sample_data import write_sample_data
 from tests.conftest import write
 
 FAST = {
-    "tuning": {"max_trials": 1, "epochs": 1, "search_space": {"width": [16], "depth": [1]}},
+    # ram:// lives in this process's memory, which trial worker processes cannot read.
+    "tuning": {
+        "max_trials": 1,
+        "epochs": 1,
+        "parallel_trials": 0,
+        "search_space": {"width": [16], "depth": [1]},
+    },
     "training": {"epochs": 2},
     "evaluation": {"min_accuracy": 0.0, "max_accuracy_drop": 1.0},
     "edge": {"representative_count": 20, "max_accuracy_drop": 1.0, "min_agreement": 0.0},

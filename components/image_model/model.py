@@ -14,9 +14,28 @@ from __future__ import annotations
 import dataclasses
 
 import tensorflow as tf
+from tensorflow.python.autograph.core import config as autograph_config
 
 keras = tf.keras
 layers = tf.keras.layers
+
+
+def skip_keras_autograph() -> None:
+    """Keeps AutoGraph out of Keras' own code, as TensorFlow means to.
+
+    AutoGraph transpiles every Python function a ``tf.function`` calls unless its module is on a
+    do-not-convert list. TF 2.16's list names ``keras`` but not ``tf_keras``, the Keras 2 package
+    that TF_USE_LEGACY_KERAS selects, so the first ``fit`` of each process transpiled about 150 of
+    Keras' own functions (Layer.__call__, the optimizer's update...): 43 of its 48 s here, and again
+    part of it for every tuning trial. Keras' code is written for graph mode and needs no
+    conversion (the ``keras`` package is skipped for that reason); cvpipe's own functions still are.
+    """
+    rule = autograph_config.DoNotConvert("tf_keras")
+    if not any(str(r) == str(rule) for r in autograph_config.CONVERSION_RULES):
+        autograph_config.CONVERSION_RULES = (rule, *autograph_config.CONVERSION_RULES)
+
+
+skip_keras_autograph()
 
 
 @dataclasses.dataclass(frozen=True)

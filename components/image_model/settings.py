@@ -55,7 +55,7 @@ class TuningSettings:
     algorithm: str  # random | hyperband | bayesian
     max_trials: int
     epochs: int  # Per trial (hyperband: the maximum).
-    parallel_trials: int  # Worker processes sharing one oracle.
+    parallel_trials: int  # Worker processes sharing one oracle; 0 = trials in the Tuner's process.
     search_space: dict[str, list[Any]]
 
     def validate(self, where: str) -> None:
@@ -63,9 +63,11 @@ class TuningSettings:
             raise ModuleConfigError(
                 f"{where}.algorithm: random, hyperband or bayesian, got {self.algorithm!r}"
             )
-        for name in ("max_trials", "epochs", "parallel_trials"):
+        for name in ("max_trials", "epochs"):
             if getattr(self, name) < 1:
                 raise ModuleConfigError(f"{where}.{name}: must be positive, got {getattr(self, name)}")
+        if self.parallel_trials < 0:
+            raise ModuleConfigError(f"{where}.parallel_trials: must be 0 or more, got {self.parallel_trials}")
         unknown = set(self.search_space) - set(HYPERPARAMETERS)
         if unknown:
             raise ModuleConfigError(f"{where}.search_space: unknown hyperparameters {sorted(unknown)}")

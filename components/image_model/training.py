@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from components.image_model import data, export
+from components.image_model import data, export, speed
 from components.image_model.model import ModelParams, build_model
 from components.image_model.settings import STRATEGIES
+
+HISTORY_FILE = "history.json"  # In model_run: per-epoch metrics of the fit (learning curves).
 
 
 @dataclasses.dataclass
@@ -104,10 +106,11 @@ def train(spec: TrainSpec, *, log_dir: str | None = None) -> dict[str, float]:
             if warm.output_shape[-1] == model.output_shape[-1]:
                 model.set_weights(warm.get_weights())
 
-    callbacks = [tf.keras.callbacks.BackupAndRestore(spec.backup_dir)]
+    meter = speed.Throughput(global_batch)
+    callbacks = [tf.keras.callbacks.BackupAndRestore(spec.backup_dir), meter]
     if log_dir:
         callbacks.append(tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch"))
-    model.fit(
+    history = model.fit(
         train_ds,
         steps_per_epoch=steps,
         epochs=spec.epochs,
@@ -136,14 +139,21 @@ def train(spec: TrainSpec, *, log_dir: str | None = None) -> dict[str, float]:
     export.export_serving_model(model, spec.labels, spec.serving_model_dir, **export_args)
     summary = {
         **metrics,
+        **speed.summarise(meter.rates),
         "hyperparameters": spec.hyperparameters,
         "epochs": spec.epochs,
+        "image_size": spec.image_size,
+        "batch_size": global_batch,
         "strategy": spec.strategy,
         "replicas": replicas,
     }
     tf.io.gfile.makedirs(spec.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(spec.model_run_dir, "metrics.json"), "w") as f:
         f.write(json.dumps(summary, indent=2))
+    # Learning curves: every epoch's training and validation metrics (and images/s), by name.
+    curves = {name: [float(v) for v in values] for name, values in history.history.items()}
+    with tf.io.gfile.GFile(os.path.join(spec.model_run_dir, HISTORY_FILE), "w") as f:
+        f.write(json.dumps({"epoch": list(history.epoch), **curves}, indent=2))
     try:
         tf.io.gfile.rmtree(spec.backup_dir)  # Finished: nothing left to resume.
     except tf.errors.NotFoundError:

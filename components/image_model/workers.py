@@ -10,13 +10,17 @@ directory (spec file, logs) is removed when they end; ``log_dir=`` keeps a copy 
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 
 def free_port() -> int:
@@ -32,32 +36,36 @@ def _launch(
     threads: int,
     timeout: float,
     log_dir: str | None,
-) -> None:
+    restarts: int = 0,
+) -> list[str]:
     """Runs one worker process per ``envs`` entry and waits for all of them.
 
-    The spec file and the workers' logs live in a temporary directory that is removed when the
-    workers end, whether they succeed or fail; ``log_dir`` (any tf.io.gfile URI) keeps a copy of
-    each ``worker-<i>.log``.
+    A worker killed by a signal (a segfault, an abort on heap corruption, the OOM killer) is started
+    again with the same environment, up to ``restarts`` times in all; the notes on those restarts
+    are returned. Any other failure fails the run with every worker's log tail. The spec file and
+    the workers' logs live in a temporary directory that is removed when the workers end, whether
+    they succeed or fail; ``log_dir`` (any tf.io.gfile URI) keeps a copy of each ``worker-<i>.log``.
     """
     with tempfile.TemporaryDirectory(prefix=f"cvpipe-{kind}-") as workdir:
         spec_path = os.path.join(workdir, "spec.json")
         with open(spec_path, "w") as f:
             f.write(spec_json)
-        processes = []
+        workers: list[_Worker] = []
+        notes: list[str] = []
         try:
             for index, extra in enumerate(envs):
                 env = dict(os.environ, TF_USE_LEGACY_KERAS="1", CVPIPE_THREADS=str(threads), **extra)
                 log = open(os.path.join(workdir, f"worker-{index}.log"), "w")
-                processes.append((_start(kind, spec_path, env, log), log))
-            failed = _wait(processes, timeout)
+                workers.append(_Worker(index, env, log, _start(kind, spec_path, env, log)))
+            failed = _wait(workers, timeout, restarts, lambda w: _start(kind, spec_path, w.env, w.log), notes)
         finally:
-            for process, log in processes:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait()
-                log.close()
-        codes = [p.returncode for p, _ in processes]
-        logs = [os.path.join(workdir, f"worker-{index}.log") for index in range(len(processes))]
+            for worker in workers:
+                if worker.process.poll() is None:
+                    worker.process.kill()
+                    worker.process.wait()
+                worker.log.close()
+        codes = [w.process.returncode for w in workers]
+        logs = [os.path.join(workdir, f"worker-{w.index}.log") for w in workers]
         error = None
         if failed or any(codes):
             tails = []
@@ -73,6 +81,15 @@ def _launch(
                     raise  # Otherwise the workers' failure is the error to report.
         if error is not None:
             raise error
+        return notes
+
+
+@dataclasses.dataclass
+class _Worker:
+    index: int
+    env: dict[str, str]
+    log: Any
+    process: subprocess.Popen
 
 
 def _start(kind: str, spec_path: str, env: dict[str, str], log) -> subprocess.Popen:
@@ -84,16 +101,35 @@ def _start(kind: str, spec_path: str, env: dict[str, str], log) -> subprocess.Po
     )
 
 
-def _wait(processes: list, timeout: float) -> str | None:
-    """Waits until every worker exits; the reason to stop early, if any."""
+def _wait(workers: list[_Worker], timeout: float, restarts: int, restart, notes: list[str]) -> str | None:
+    """Waits until every worker exits, restarting those killed by a signal while ``restarts`` last;
+    the reason to stop early, if any."""
     deadline = time.time() + timeout
-    while any(p.poll() is None for p, _ in processes):
+    while True:
+        for worker in workers:
+            code = worker.process.poll()
+            if code is not None and code < 0 and restarts > 0:
+                restarts -= 1
+                note = f"worker {worker.index} was killed by {_signal_name(-code)}; started again"
+                notes.append(note)
+                worker.log.write(f"\n[cvpipe] {note}\n")
+                worker.log.flush()
+                logging.warning("cvpipe: %s", note)
+                worker.process = restart(worker)
+            elif code not in (None, 0):
+                return "a worker failed"
+        if all(w.process.poll() == 0 for w in workers):
+            return None
         if time.time() > deadline:
             return "timed out"
-        if any(p.poll() not in (None, 0) for p, _ in processes):
-            return "a worker failed"
         time.sleep(0.5)
-    return None
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _keep_logs(paths: list[str], log_dir: str) -> None:
@@ -119,9 +155,19 @@ def run_training_workers(
 
 
 def run_tuning_workers(
-    spec_json: str, workers: int, oracle_port: int, timeout: float = 3600, log_dir: str | None = None
-) -> None:
-    """Runs ``workers`` keras-tuner workers against the oracle served on 127.0.0.1:oracle_port."""
+    spec_json: str,
+    workers: int,
+    oracle_port: int,
+    timeout: float = 3600,
+    log_dir: str | None = None,
+    restarts: int = 2,
+) -> list[str]:
+    """Runs ``workers`` keras-tuner workers against the oracle served on 127.0.0.1:oracle_port.
+
+    A worker killed by a signal is started again (``restarts`` times in all) under the same tuner
+    id; keras-tuner's oracle hands a returning tuner id its unfinished trial, so the trial reruns
+    and the search goes on. Returns the notes on restarts (empty when none was needed).
+    """
     envs = [
         {
             "KERASTUNER_ORACLE_IP": "127.0.0.1",
@@ -131,7 +177,7 @@ def run_tuning_workers(
         for i in range(workers)
     ]
     threads = max(1, (os.cpu_count() or 1) // workers)
-    _launch("tune", spec_json, envs, threads, timeout, log_dir)
+    return _launch("tune", spec_json, envs, threads, timeout, log_dir, restarts=restarts)
 
 
 def _limit_threads() -> None:
