@@ -39,6 +39,7 @@ class ReportInputs:
     pipeline_name: str = "cvpipe"
     generated_at: str = ""
     dataset: str = ""
+    model_review_href: str = ""  # The model review page, linked from the header when set.
 
 
 def thumbnail_uri(image_bytes: bytes, size: int = 64) -> str:
@@ -253,6 +254,11 @@ def _header(inputs: ReportInputs) -> str:
         ("Generated", inputs.generated_at),
     ]
     facts_html = "".join(f"<div><span>{_e(k)}</span> {_e(v)}</div>" for k, v in facts)
+    if inputs.model_review_href:
+        facts_html += (
+            f'<div><a id="model-review" href="{_e(inputs.model_review_href)}" style="color:#fff">'
+            "Model review</a></div>"
+        )
     return (
         f'<header class="verdict {verdict}"><h1 id="verdict">{_e(headline)}</h1>'
         f'<p class="reason">{_e(checks.get("reason", ""))}</p><div class="facts">{facts_html}</div></header>'

@@ -30,8 +30,12 @@ def build_report(
     pipeline_name: str = "cvpipe",
     thumbnails_per_class: int = 8,
     max_thumbnail_classes: int = 60,
+    model_review_href: str = "",
 ) -> str:
-    """Renders the report of one run's artifacts to ``out_path``; returns the path."""
+    """Renders the report of one run's artifacts to ``out_path``; returns the path.
+
+    ``model_review_href`` links the page to the model review (`cvpipe report` writes both).
+    """
     with fileio.open(os.path.join(checks_uri, checks_spec.CHECKS_FILE)) as f:
         checks = json.load(f)
     splits = readers.split_names(statistics_uri)
@@ -49,6 +53,7 @@ def build_report(
         pipeline_name=pipeline_name,
         generated_at=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         dataset=checks.get("summary", {}).get("root", ""),
+        model_review_href=model_review_href,
     )
     page = render_report(inputs)
     parent = os.path.dirname(out_path)
