@@ -59,9 +59,12 @@ def run_outputs(run_dir: str) -> dict:
     if TUNER in outputs:
         with open(os.path.join(outputs[TUNER]["tuner_results"][0], TRIALS_FILE)) as f:
             trials = json.load(f)["trials"]
-    catalog = pq.read_table(os.path.join(outputs[EXAMPLE_GEN]["catalog"][0], spec.CATALOG_FILE)).to_pylist()
+    catalog_dir = outputs[EXAMPLE_GEN]["catalog"][0]
+    with open(os.path.join(catalog_dir, spec.SUMMARY_FILE)) as f:
+        root = json.load(f)["root"]  # Catalog paths are relative to the input root.
+    catalog = pq.read_table(os.path.join(catalog_dir, spec.CATALOG_FILE)).to_pylist()
     train = [
-        (r[spec.PATH], r[spec.LABEL])
+        (os.path.join(root, r[spec.PATH]), r[spec.LABEL])
         for r in catalog
         if r[spec.STATUS] == "ingested" and r[spec.SPLIT] == "train"
     ]

@@ -167,6 +167,7 @@ def test_killed_tuning_worker_is_started_again_and_its_trial_rerun(shapes_exampl
         directory=str(tmp_path / "tuning"),
         image_size=32,
         max_trials=2,
+        parallel_trials=1,
         epochs=2,
         steps_per_epoch=3,
         search_space={"width": [8, 12], "depth": [1]},

@@ -50,7 +50,7 @@ class TuneSpec:
     flip: bool = True
     algorithm: str = "random"
     max_trials: int = 4
-    parallel_trials: int = 1
+    parallel_trials: int = 2
     epochs: int = 4
     batch_size: int = 32
     steps_per_epoch: int = 0
