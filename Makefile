@@ -28,3 +28,6 @@ bench: setup
 	.venv/bin/python bench/report.py
 	.venv/bin/python bench/rerun.py
 	.venv/bin/python bench/commands.py
+	.venv/bin/python bench/demo.py
+	.venv/bin/python bench/train_speed.py
+	.venv/bin/python bench/onednn_stress.py --trials 30
