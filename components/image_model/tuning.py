@@ -97,7 +97,7 @@ def make_tuner(spec: TuneSpec, *, overwrite: bool) -> kt.Tuner:
             if "x" in kwargs:
                 kwargs = {**kwargs, **_datasets(spec)}
             meter = speed.Throughput(spec.batch_size)
-            kwargs["callbacks"] = [*kwargs.get("callbacks", []), meter]
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), meter, StopAtPerfectScore()]
             histories = super().run_trial(trial, *args, **kwargs)
             # The trial's metrics (best epoch by the objective) plus its training throughput; a dict
             # travels to a parallel search's oracle over gRPC like the metrics do.
@@ -123,6 +123,15 @@ def make_tuner(spec: TuneSpec, *, overwrite: bool) -> kt.Tuner:
     if spec.algorithm == "hyperband":
         return CvpipeTuner(_hypermodel(spec), max_epochs=spec.epochs, factor=3, **common)
     return CvpipeTuner(_hypermodel(spec), max_trials=spec.max_trials, **common)
+
+
+class StopAtPerfectScore(tf.keras.callbacks.Callback):
+    """Ends a trial once its objective (validation accuracy) is 1.0: a trial's score is its best
+    epoch's, so no later epoch can change it, and the search's result stays the same."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (logs or {}).get(OBJECTIVE, 0.0) >= 1.0:
+            self.model.stop_training = True
 
 
 def _datasets(spec: TuneSpec) -> dict[str, Any]:
