@@ -78,3 +78,24 @@ def test_a_trial_stops_only_at_a_perfect_objective():
     assert not callback.model.stop_training
     callback.on_epoch_end(1, {tuning.OBJECTIVE: 1.0})
     assert callback.model.stop_training
+
+
+def test_equal_scores_go_to_the_smaller_network(tmp_path):
+    from keras_tuner.engine import trial as trial_module
+
+    spec = tuning.TuneSpec(
+        train_patterns=[], eval_patterns=[], labels=["a", "b"], directory=str(tmp_path), parallel_trials=0
+    )
+    tuner = tuning.make_tuner(spec, overwrite=True)
+    space = tuner.oracle.get_space()
+    for trial_id, (width, depth, score) in enumerate(
+        [(32, 2, 1.0), (16, 2, 1.0), (16, 1, 0.98), (24, 1, 1.0)]
+    ):
+        hp = space.copy()
+        hp.values = {"width": width, "depth": depth, "learning_rate": 0.001, "dropout": 0.1}
+        trial = trial_module.Trial(hp, trial_id=str(trial_id), status="COMPLETED")
+        trial.score = score
+        tuner.oracle.trials[str(trial_id)] = trial
+    best = [(hp.values["width"], hp.values["depth"]) for hp in tuner.get_best_hyperparameters(4)]
+    assert best == [(24, 1), (16, 2), (32, 2), (16, 1)]  # Perfect first, smallest of those first.
+    assert tuning.best_values(tuner)["width"] == 24

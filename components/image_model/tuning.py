@@ -104,6 +104,16 @@ def make_tuner(spec: TuneSpec, *, overwrite: bool) -> kt.Tuner:
             metrics = tuner_utils.convert_to_metrics_dict(histories, self.oracle.objective)
             return {**metrics, **speed.summarise(meter.rates)}
 
+        def get_best_hyperparameters(self, num_trials=1):
+            # Equal scores (on easy data several trials reach a perfect validation accuracy) go to
+            # the smaller network: same accuracy, faster to train, serve and run on a device.
+            completed = [t for t in self.oracle.trials.values() if t.status == "COMPLETED"]
+            ranked = sorted(
+                completed, key=lambda t: (-(t.score or 0.0), _network_size(t.hyperparameters.values))
+            )
+            others = [t for t in self.oracle.get_best_trials(len(self.oracle.trials)) if t not in completed]
+            return [t.hyperparameters for t in (ranked + others)[:num_trials]]
+
         def search(self, *args, **kwargs):
             # The process that asks for a search serves the oracle; trials run in worker processes
             # (one by default), so a crashed worker is restarted and its trial rerun, and the
@@ -123,6 +133,12 @@ def make_tuner(spec: TuneSpec, *, overwrite: bool) -> kt.Tuner:
     if spec.algorithm == "hyperband":
         return CvpipeTuner(_hypermodel(spec), max_epochs=spec.epochs, factor=3, **common)
     return CvpipeTuner(_hypermodel(spec), max_trials=spec.max_trials, **common)
+
+
+def _network_size(values: dict[str, Any]) -> int:
+    """How big a trial's network is (its 3x3 convolution weights, up to a constant factor)."""
+    params = ModelParams.from_hyperparameters(values, num_classes=2)
+    return sum((params.width * 2**stage) ** 2 for stage in range(params.depth)) + params.width**2
 
 
 class StopAtPerfectScore(tf.keras.callbacks.Callback):
