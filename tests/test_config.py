@@ -234,8 +234,15 @@ def test_tuner_and_trainer_reject_a_bad_custom_config_naming_the_field(tmp_path,
 def test_trainer_backup_is_inside_the_pipeline_root_and_found_again_by_a_new_execution(tmp_path, monkeypatch):
     from components.image_model import trainer_module
 
+    from components.image_model.training import TrainSpec
+
     specs = []
-    monkeypatch.setattr(trainer_module, "train", lambda spec, log_dir: specs.append(spec))
+
+    def fit_in_fresh_process(spec_json, log_dir):  # What run_fn hands the worker process.
+        specs.append(TrainSpec.from_json(spec_json))
+        return []
+
+    monkeypatch.setattr(trainer_module, "run_training_process", fit_in_fresh_process)
     config = _edited("model", "image_size", 32)
     trainer_module.run_fn(_fn_args(tmp_path, config, execution=7))
     trainer_module.run_fn(_fn_args(tmp_path, config, execution=8))  # Restarted: a new model_run URI.

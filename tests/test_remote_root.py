@@ -25,14 +25,14 @@ from pipelines.sample_data import write_sample_data
 from tests.conftest import write
 
 FAST = {
-    # ram:// lives in this process's memory, which trial worker processes cannot read.
+    # ram:// lives in this process's memory, which worker processes (trials, the fit) cannot read.
     "tuning": {
         "max_trials": 1,
         "epochs": 1,
         "parallel_trials": 0,
         "search_space": {"width": [16], "depth": [1]},
     },
-    "training": {"epochs": 2},
+    "training": {"epochs": 2, "fresh_process": False},
     "evaluation": {"min_accuracy": 0.0, "max_accuracy_drop": 1.0},
     "edge": {"representative_count": 20, "max_accuracy_drop": 1.0, "min_agreement": 0.0},
     "validation": {"min_class_count": 2},

@@ -38,6 +38,7 @@ class TrainingSettings:
     workers: int  # Local worker processes for multi_worker.
     warm_start: bool  # Start from the served model (incremental spans).
     cache: bool  # Keep decoded images in memory after the first epoch.
+    fresh_process: bool  # single/mirrored: fit in a fresh worker process (restarted if killed).
 
     def validate(self, where: str) -> None:
         if self.strategy not in STRATEGIES:

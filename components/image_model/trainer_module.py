@@ -23,7 +23,7 @@ from components.image_model import data
 from components.image_model.settings import ModuleConfig
 from components.image_model.training import TrainSpec, train
 from components.image_model.tuning import DEFAULT_SPACE, TuneSpec, fit_kwargs, make_tuner
-from components.image_model.workers import run_training_workers
+from components.image_model.workers import run_training_process, run_training_workers
 
 
 def _split_patterns(files: list[str], split: str) -> list[str]:
@@ -144,6 +144,10 @@ def run_fn(fn_args) -> None:
     logging.info("cvpipe trainer: %s", spec)
     if config.training.strategy == "multi_worker":
         run_training_workers(spec.to_json(), config.training.workers, log_dir=fn_args.model_run_dir)
+    elif config.training.fresh_process:
+        restarts = run_training_process(spec.to_json(), log_dir=fn_args.model_run_dir)
+        for note in restarts:
+            logging.warning("cvpipe trainer: %s (resumed from its last completed epoch)", note)
     else:
         train(spec, log_dir=fn_args.model_run_dir)
 

@@ -1,6 +1,6 @@
 """Local worker processes: multi-worker training and parallel tuning trials on 127.0.0.1.
 
-    python -m components.image_model.workers train SPEC_FILE     # one worker; TF_CONFIG from env
+    python -m components.image_model.workers train SPEC_FILE     # one worker; TF_CONFIG from env, if any
     python -m components.image_model.workers tune SPEC_FILE      # one tuning worker
 
 ``run_training_workers(spec, n)`` starts N training workers with TF_CONFIG on free local ports and
@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
@@ -37,6 +38,7 @@ def _launch(
     timeout: float,
     log_dir: str | None,
     restarts: int = 0,
+    stream: bool = False,
 ) -> list[str]:
     """Runs one worker process per ``envs`` entry and waits for all of them.
 
@@ -45,6 +47,7 @@ def _launch(
     are returned. Any other failure fails the run with every worker's log tail. The spec file and
     the workers' logs live in a temporary directory that is removed when the workers end, whether
     they succeed or fail; ``log_dir`` (any tf.io.gfile URI) keeps a copy of each ``worker-<i>.log``.
+    ``stream`` also copies the workers' output to this process's stdout as it comes (progress).
     """
     with tempfile.TemporaryDirectory(prefix=f"cvpipe-{kind}-") as workdir:
         spec_path = os.path.join(workdir, "spec.json")
@@ -56,13 +59,17 @@ def _launch(
             for index, extra in enumerate(envs):
                 env = dict(os.environ, TF_USE_LEGACY_KERAS="1", CVPIPE_THREADS=str(threads), **extra)
                 log = open(os.path.join(workdir, f"worker-{index}.log"), "w")
-                workers.append(_Worker(index, env, log, _start(kind, spec_path, env, log)))
-            failed = _wait(workers, timeout, restarts, lambda w: _start(kind, spec_path, w.env, w.log), notes)
+                workers.append(_Worker(index, env, log, _start(kind, spec_path, env, log, stream)))
+            failed = _wait(
+                workers, timeout, restarts, lambda w: _start(kind, spec_path, w.env, w.log, stream), notes
+            )
         finally:
             for worker in workers:
                 if worker.process.poll() is None:
                     worker.process.kill()
                     worker.process.wait()
+                for copier in _COPIERS.pop(worker.process.pid, []):
+                    copier.join(timeout=10)
                 worker.log.close()
         codes = [w.process.returncode for w in workers]
         logs = [os.path.join(workdir, f"worker-{w.index}.log") for w in workers]
@@ -92,13 +99,29 @@ class _Worker:
     process: subprocess.Popen
 
 
-def _start(kind: str, spec_path: str, env: dict[str, str], log) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "components.image_model.workers", kind, spec_path],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+_COPIERS: dict[int, list[threading.Thread]] = {}  # Worker pid -> the thread copying its output.
+
+
+def _start(kind: str, spec_path: str, env: dict[str, str], log, stream: bool = False) -> subprocess.Popen:
+    command = [sys.executable, "-m", "components.image_model.workers", kind, spec_path]
+    if not stream:
+        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
     )
+    copier = threading.Thread(target=_copy_lines, args=(process.stdout, log), daemon=True)
+    copier.start()
+    _COPIERS.setdefault(process.pid, []).append(copier)
+    return process
+
+
+def _copy_lines(source, log) -> None:
+    """Each line of a worker's output into its log and onto this process's stdout."""
+    for line in source:
+        log.write(line)
+        log.flush()
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
 
 def _wait(workers: list[_Worker], timeout: float, restarts: int, restart, notes: list[str]) -> str | None:
@@ -154,6 +177,15 @@ def run_training_workers(
     _launch("train", spec_json, envs, threads, timeout, log_dir)
 
 
+def run_training_process(spec_json: str, log_dir: str | None = None, restarts: int = 1) -> list[str]:
+    """Trains a ``single``/``mirrored`` model in one fresh process with every core, its output
+    streamed here. Killed by a signal, it is started again ``restarts`` times and resumes from its
+    last completed epoch (BackupAndRestore); returns the notes on restarts."""
+    return _launch(
+        "train", spec_json, [{}], os.cpu_count() or 1, float("inf"), log_dir, restarts=restarts, stream=True
+    )
+
+
 def run_tuning_workers(
     spec_json: str,
     workers: int,
@@ -197,7 +229,9 @@ def main(argv: list[str]) -> int:
     if kind == "train":
         from components.image_model.training import TrainSpec, train
 
-        train(TrainSpec.from_json(spec_json))
+        spec = TrainSpec.from_json(spec_json)
+        # One process trains alone (run_training_process): its TensorBoard logs go to model_run.
+        train(spec, log_dir=spec.model_run_dir if "TF_CONFIG" not in os.environ else None)
     elif kind == "tune":
         from components.image_model.tuning import TuneSpec, run_worker
 
