@@ -175,8 +175,8 @@ def test_killed_tuning_worker_is_started_again_and_its_trial_rerun(shapes_exampl
     started, killed = [], []
     real_start = workers._start
 
-    def start(kind, spec_path, env, log):
-        process = real_start(kind, spec_path, env, log)
+    def start(kind, spec_path, env, log, stream=False):
+        process = real_start(kind, spec_path, env, log, stream)
         started.append((process, log.name))
         return process
 
