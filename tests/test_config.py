@@ -233,7 +233,6 @@ def test_tuner_and_trainer_reject_a_bad_custom_config_naming_the_field(tmp_path,
 
 def test_trainer_backup_is_inside_the_pipeline_root_and_found_again_by_a_new_execution(tmp_path, monkeypatch):
     from components.image_model import trainer_module
-
     from components.image_model.training import TrainSpec
 
     specs = []
