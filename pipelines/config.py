@@ -54,6 +54,8 @@ class IngestConfig:
     background: list[int]
     splits: dict[str, int]
     gzip_level: int
+    pixel_properties: bool  # Brightness, contrast, sharpness, ... and a pHash of every image.
+    flags: dict[str, float]  # Flag -> threshold (components/image_example_gen/pixels.FlagThresholds).
 
     def validate(self, where: str) -> None:
         if self.channels not in (1, 3):
@@ -71,6 +73,25 @@ class IngestConfig:
             raise ConfigError(f"{where}.gzip_level: must be 0-9, got {self.gzip_level}")
         if "train" not in self.splits:
             raise ConfigError(f"{where}.splits: a 'train' split is required, got {list(self.splits)}")
+        self.flag_thresholds(where)
+
+    def flag_thresholds(self, where: str = "ingest"):
+        from components.image_example_gen.pixels import FlagThresholds
+
+        known = [f.name for f in dataclasses.fields(FlagThresholds)]
+        for name in self.flags:
+            if name not in known:
+                raise ConfigError(f"{where}.flags.{name}: unknown flag (known: {', '.join(known)})")
+        values = dict(self.flags)
+        if "near_duplicate" in values:
+            distance = values["near_duplicate"]
+            if distance != int(distance):
+                raise ConfigError(f"{where}.flags.near_duplicate: a whole number of bits, got {distance}")
+            values["near_duplicate"] = int(distance)
+        try:
+            return FlagThresholds(**values)
+        except ValueError as e:
+            raise ConfigError(f"{where}.{e}") from None
 
     def to_options(self):
         """The component's IngestOptions (imported here: it pulls in Beam and TensorFlow)."""
@@ -85,9 +106,11 @@ class IngestConfig:
                 min_height=self.min_height,
                 allowed_formats=tuple(f.upper() for f in self.allowed_formats),
                 background=tuple(self.background),
+                pixel_properties=self.pixel_properties,
             ),
             splits=tuple(self.splits.items()),
             gzip_level=self.gzip_level,
+            flags=self.flag_thresholds(),
         )
 
 
@@ -103,6 +126,8 @@ class ValidationConfig:
     categorical_drift: float  # L-infinity threshold against the previous span.
     numeric_drift: float  # Jensen-Shannon threshold against the previous span.
     drift_features: dict[str, str]  # Feature -> linf | js; empty = checks.DEFAULT_DRIFT_FEATURES.
+    property_drift: float  # Jensen-Shannon threshold of brightness, contrast, sharpness, colourfulness.
+    property_imbalance: float  # A class's share of pairs above (or below) the other classes (0.5-1).
     severities: dict[str, str]  # Check -> error | warning.
     baseline_statistics: str | None  # Statistics artifact URI; null = the statistics store.
     thumbnails_per_class: int  # Report thumbnails per class (0 = none).
@@ -118,6 +143,10 @@ class ValidationConfig:
             raise ConfigError(f"{where}: min_class_count must be >= 0 and max_class_imbalance >= 1")
         if not 0 < self.categorical_drift <= 1 or not 0 < self.numeric_drift <= 1:
             raise ConfigError(f"{where}: categorical_drift and numeric_drift must be in (0, 1]")
+        if not 0 < self.property_drift <= 1:
+            raise ConfigError(f"{where}.property_drift: in (0, 1], got {self.property_drift}")
+        if not 0.5 < self.property_imbalance <= 1:
+            raise ConfigError(f"{where}.property_imbalance: in (0.5, 1], got {self.property_imbalance}")
         for name, kind in self.drift_features.items():
             if kind not in (checks.LINF, checks.JS):
                 raise ConfigError(f"{where}.drift_features.{name}: linf or js, got {kind!r}")
@@ -141,6 +170,8 @@ class ValidationConfig:
             categorical_drift=self.categorical_drift,
             numeric_drift=self.numeric_drift,
             drift_features=tuple((self.drift_features or checks.DEFAULT_DRIFT_FEATURES).items()),
+            property_drift=self.property_drift,
+            property_imbalance=self.property_imbalance,
             severities=tuple({**checks.DEFAULT_SEVERITIES, **self.severities}.items()),
             gate=self.gate,
         )

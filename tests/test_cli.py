@@ -152,6 +152,10 @@ def test_run_killed_in_training_resumes_trains_blesses_pushes_and_reuses_the_cac
     stats = tfdv.load_stats_binary(stats_files[0]).datasets[0]
     image = next(f for f in stats.features if f.path.step[0] == spec.IMAGE)
     assert "image_format_histogram" in {c.name for c in image.custom_stats}
+    # The pixel properties measured while ingesting are example features with TFDV statistics.
+    assert {"brightness", "contrast", "sharpness", "colourfulness", "phash"} <= {
+        f.path.step[0] for f in stats.features
+    }
 
     samples = [str(p) for p in sorted(images.glob("*/*_0000[0-5].jpg"))]
     assert main(["predict", str(out / "serving" / "cvpipe"), *samples]) == 0
@@ -180,7 +184,11 @@ def test_run_killed_in_training_resumes_trains_blesses_pushes_and_reuses_the_cac
     assert (fresh.code, fresh.heavy) == (0, []), fresh.err
     assert fresh.out == f"Report: {out / 'validation_report.html'}\n"
     page = (out / "validation_report.html").read_text(encoding="utf-8")
-    assert "PASS" in page and page.count("data:image/jpeg;base64,") == 3 * 8  # 8 thumbnails per class.
+    assert "PASS" in page
+    classes = page.split('<section id="classes">')[1].split("</section>")[0]
+    assert classes.count("data:image/jpeg;base64,") == 3 * 8  # 8 thumbnails per class.
+    for section in ("quality", "near-duplicates", "properties"):  # What the pixels show.
+        assert f'<section id="{section}">' in page, section
 
     assert main(args) == 0
     rerun = capsys.readouterr().out

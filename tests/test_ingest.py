@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 from apache_beam.testing.util import assert_that, equal_to
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from components.image_example_gen import spec
 from components.image_example_gen.discovery import Candidate, discover
@@ -204,3 +204,97 @@ def test_manifest_split_column_predefines_splits_and_rejects_unknown_ones(tmp_pa
     assert "'holdout' is not one of train, eval, test" in catalog["2.png"]["detail"]
     assert catalog["3.png"]["split"] in ("train", "eval", "test")  # Empty: by content hash.
     assert summary["seen"] == 4 and summary["ingested"] == 3
+
+
+def photo_region(name: str, box: tuple[int, int, int, int]) -> Image.Image:
+    """A region of one of scikit-learn's two real photos (640x427)."""
+    import sklearn.datasets
+
+    path = os.path.join(os.path.dirname(sklearn.datasets.__file__), "images", name)
+    with Image.open(path) as image:
+        return image.convert("RGB").crop(box)
+
+
+@pytest.fixture(scope="module")
+def pixel_folder(tmp_path_factory):
+    """Ordinary photo crops and one image of each flagged kind, in two class folders."""
+    root = tmp_path_factory.mktemp("pixels") / "images"
+    regions = [(0, 0, 320, 213), (320, 0, 640, 213), (0, 213, 320, 426), (320, 213, 640, 426)]
+    for name in ("china.jpg", "flower.jpg"):
+        for i, box in enumerate(regions):
+            write(root / "a" / f"{name[:-4]}_{i}.jpg", encode(photo_region(name, box), "JPEG", quality=90))
+    middle = photo_region("china.jpg", (160, 100, 480, 313))
+    write(root / "b" / "dark.jpg", encode(middle.point(lambda v: v // 6), "JPEG"))
+    write(
+        root / "b" / "light.jpg",
+        encode(photo_region("flower.jpg", (160, 100, 480, 313)).point(lambda v: 215 + v // 6), "JPEG"),
+    )
+    blurred = photo_region("flower.jpg", (100, 50, 420, 263)).filter(ImageFilter.GaussianBlur(8))
+    write(root / "b" / "blurred.jpg", encode(blurred, "JPEG"))
+    write(root / "b" / "flat.png", encode(Image.new("RGB", (200, 150), (90, 120, 150)), "PNG"))
+    write(root / "b" / "banner.jpg", encode(photo_region("china.jpg", (0, 300, 640, 400)), "JPEG"))
+    write(
+        root / "b" / "grey.jpg",
+        encode(photo_region("china.jpg", (50, 50, 370, 263)).convert("L").convert("RGB"), "JPEG"),
+    )
+    alpha = photo_region("flower.jpg", (200, 200, 440, 380)).convert("RGBA")
+    alpha.putalpha(200)
+    write(root / "b" / "alpha.png", encode(alpha, "PNG"))
+    # Near duplicates of a/china_0.jpg: re-encoded at half size, and cropped by 2%.
+    original = photo_region("china.jpg", regions[0])
+    write(root / "b" / "z_small_copy.jpg", encode(original.resize((160, 106)), "JPEG", quality=50))
+    write(root / "b" / "z_cropped_copy.png", encode(original.crop((4, 3, 320, 213)), "PNG"))
+    return root
+
+
+def test_ingest_measures_pixels_once_and_flags_each_kind_with_its_reason(pixel_folder, tmp_path):
+    out = tmp_path / "out"
+    _, summary, catalog = run(pixel_folder, out, options=IngestOptions(splits=(("train", 1),)))
+    assert summary["ingested"] == len(catalog) == 17
+    flagged = {name: sorted(p for p, row in catalog.items() if row[name]) for name in spec.FLAGS}
+    assert flagged == {
+        spec.DARK: ["b/dark.jpg"],
+        spec.LIGHT: ["b/light.jpg"],
+        spec.BLURRY: ["b/blurred.jpg"],
+        spec.LOW_INFORMATION: ["b/flat.png"],
+        spec.ODD_ASPECT_RATIO: ["b/banner.jpg"],
+        spec.GRAYSCALE: ["b/grey.jpg"],
+    }
+    twins = {
+        p: (row[spec.NEAR_DUPLICATE_OF], row[spec.NEAR_DUPLICATE_DISTANCE])
+        for p, row in catalog.items()
+        if row[spec.NEAR_DUPLICATE_OF]
+    }
+    assert {p: twin for p, (twin, _) in twins.items()} == {
+        "b/z_small_copy.jpg": "a/china_0.jpg",
+        "b/z_cropped_copy.png": "a/china_0.jpg",
+    }
+    assert all(d <= 6 for _, d in twins.values())
+    assert catalog["b/dark.jpg"][spec.FLAG_REASONS].startswith("dark: the brightest 1% of pixels reach only")
+    assert "blurry: sharpness" in catalog["b/blurred.jpg"][spec.FLAG_REASONS]
+    assert "near_duplicate_of: pHash distance" in catalog["b/z_small_copy.jpg"][spec.FLAG_REASONS]
+    assert catalog["a/china_1.jpg"][spec.FLAG_REASONS] is None
+    assert catalog["b/flat.png"][spec.PHASH] is None
+    assert summary["pixels"]["measured"] == 17
+    assert summary["pixels"]["flagged"] == {**{name: 1 for name in spec.FLAGS}, spec.NEAR_DUPLICATE_OF: 2}
+
+    # The same numbers are example features, for TFDV's statistics.
+    examples = {feature(e, spec.PATH).decode(): e for e in read_examples(str(out / "examples"), "train")}
+    for path, example in examples.items():
+        for name in spec.PIXEL_PROPERTIES:
+            assert feature(example, name) == pytest.approx(catalog[path][name], rel=1e-6), (path, name)
+        if catalog[path][spec.PHASH]:
+            assert feature(example, spec.PHASH).decode() == catalog[path][spec.PHASH]
+        else:
+            assert spec.PHASH not in example.features.feature
+
+
+def test_pixel_properties_off_leave_no_properties_and_no_flags(pixel_folder, tmp_path):
+    off = IngestOptions(image=ImageOptions(pixel_properties=False), splits=(("train", 1),))
+    out = tmp_path / "out"
+    _, summary, catalog = run(pixel_folder, out, options=off)
+    assert summary["ingested"] == 17 and summary["pixels"]["measured"] == 0
+    assert all(row[spec.BRIGHTNESS] is None and row[spec.DARK] is None for row in catalog.values())
+    assert all(row[spec.NEAR_DUPLICATE_OF] is None for row in catalog.values())
+    example = read_examples(str(out / "examples"), "train")[0]
+    assert not set(spec.PIXEL_PROPERTIES) & set(example.features.feature)

@@ -3,7 +3,9 @@
 Everything here is a pure function of the run's outputs (catalog rows, summary, statistics,
 schema), so the component, the report and the tests share it:
 
-    found = catalog_checks(rows, summary, options)
+    found = catalog_checks(rows, options, labels)
+    pairs, leaked = near_duplicate_leakage(rows, distance, options, baseline_rows, baseline_span)
+    classes, apart = property_imbalance(rows, options)
     found += tfdv_anomalies(read_schema_diffs(anomalies_uri))
     drift, drifted = compare_spans(current, baseline, schema, options)
     verdict = decide(found + drifted, options.gate)
@@ -15,9 +17,10 @@ import collections
 import dataclasses
 from typing import Any, Iterable
 
+import numpy as np
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
-from components.image_example_gen import spec
+from components.image_example_gen import pixels, spec
 
 ERROR = "error"
 WARNING = "warning"
@@ -28,10 +31,23 @@ QUARANTINE_RATE = "quarantine_rate"
 MIN_CLASS_COUNT = "min_class_count"
 CLASS_IMBALANCE = "class_imbalance"
 SPLIT_LEAKAGE = "split_leakage"
+NEAR_DUPLICATE_LEAKAGE = "near_duplicate_leakage"
 LABEL_NOT_IN_TRAIN = "label_not_in_train"
 DRIFT = "drift"
+PROPERTY_DRIFT = "property_drift"
+PROPERTY_IMBALANCE = "property_imbalance"
 TFDV = "tfdv"
-CHECKS = (QUARANTINE_RATE, MIN_CLASS_COUNT, CLASS_IMBALANCE, SPLIT_LEAKAGE, LABEL_NOT_IN_TRAIN, DRIFT)
+CHECKS = (
+    QUARANTINE_RATE,
+    MIN_CLASS_COUNT,
+    CLASS_IMBALANCE,
+    SPLIT_LEAKAGE,
+    NEAR_DUPLICATE_LEAKAGE,
+    LABEL_NOT_IN_TRAIN,
+    DRIFT,
+    PROPERTY_DRIFT,
+    PROPERTY_IMBALANCE,
+)
 
 LINF = "linf"  # L-infinity distance between categorical distributions.
 JS = "js"  # Jensen-Shannon divergence between numeric histograms.
@@ -41,8 +57,13 @@ DEFAULT_SEVERITIES = {
     MIN_CLASS_COUNT: ERROR,
     CLASS_IMBALANCE: WARNING,
     SPLIT_LEAKAGE: ERROR,
+    # A perceptual hash also matches look-alikes (a burst of shots, one layout in new colours), not
+    # only copies: a reviewer looks at the pairs, the gate does not stop on them by default.
+    NEAR_DUPLICATE_LEAKAGE: WARNING,
     LABEL_NOT_IN_TRAIN: ERROR,
     DRIFT: ERROR,
+    PROPERTY_DRIFT: WARNING,
+    PROPERTY_IMBALANCE: WARNING,
 }
 DEFAULT_DRIFT_FEATURES = {
     spec.LABEL: LINF,
@@ -53,6 +74,17 @@ DEFAULT_DRIFT_FEATURES = {
     spec.GPS_LATITUDE: JS,
     spec.GPS_LONGITUDE: JS,
 }
+# Pixel properties compared across spans (property_drift) and across classes (property_imbalance).
+COMPARED_PROPERTIES = (spec.BRIGHTNESS, spec.CONTRAST, spec.SHARPNESS, spec.COLOURFULNESS)
+# Words for "lower" and "higher" of each, in the imbalance anomaly's description.
+_LOWER_HIGHER = {
+    spec.BRIGHTNESS: ("darker", "lighter"),
+    spec.CONTRAST: ("lower in contrast", "higher in contrast"),
+    spec.SHARPNESS: ("blurrier", "sharper"),
+    spec.COLOURFULNESS: ("less colourful", "more colourful"),
+}
+MIN_IMBALANCE_COUNT = 5  # Images a class (and the rest of train) needs before it is compared.
+MAX_LISTED_PAIRS = 200  # Near-duplicate pairs kept in checks.json for the report, per kind.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +96,8 @@ class CheckOptions:
     categorical_drift: float = 0.1  # L-infinity threshold.
     numeric_drift: float = 0.1  # Jensen-Shannon threshold.
     drift_features: tuple[tuple[str, str], ...] = tuple(DEFAULT_DRIFT_FEATURES.items())
+    property_drift: float = 0.1  # Jensen-Shannon threshold of COMPARED_PROPERTIES across spans.
+    property_imbalance: float = 0.95  # A class above (or below) the rest in this share of pairs.
     drift_split: str = "train"
     severities: tuple[tuple[str, str], ...] = tuple(DEFAULT_SEVERITIES.items())
     gate: str = "fail"  # fail: error anomalies stop the pipeline before training; warn: they do not.
@@ -194,6 +228,145 @@ def catalog_checks(
     return found
 
 
+def near_duplicate_leakage(
+    rows: Iterable[dict[str, Any]],
+    max_distance: int,
+    options: CheckOptions,
+    baseline: Iterable[dict[str, Any]] = (),
+    baseline_span: int | None = None,
+) -> tuple[dict[str, Any], list[Anomaly]]:
+    """Eval and test images whose perceptual hash is within ``max_distance`` of a train image's.
+
+    Across splits of this span (byte-identical pairs are split_leakage's, so they are left out
+    here), and, given the ``baseline`` span's train rows (path, split, phash, sha256 from the
+    statistics store), across spans: a near duplicate of an image the served model was trained on
+    makes its evaluation on this span's eval or test split too kind. Returns the pairs (capped at
+    MAX_LISTED_PAIRS per kind, closest first) and one anomaly per split and kind.
+    """
+    current = [r for r in rows if r[spec.STATUS] == spec.INGESTED and r.get(spec.PHASH)]
+    train = [r for r in current if r[spec.SPLIT] == "train"]
+    held_out = [r for r in current if r[spec.SPLIT] != "train"]
+    earlier = [r for r in baseline if r.get(spec.SPLIT) == "train" and r.get(spec.PHASH)]
+    within = [p for p in _cross_pairs(held_out, train, max_distance) if p["sha256"] != p["twin_sha256"]]
+    across = _cross_pairs(held_out, earlier, max_distance)
+    found = []
+    for kind, pairs, where in (
+        ("splits", within, "train images"),
+        ("spans", across, f"span {baseline_span}'s train images"),
+    ):
+        for split in sorted({p["split"] for p in pairs}):
+            leaked = sorted(
+                (p for p in pairs if p["split"] == split), key=lambda p: (p["distance"], p["path"])
+            )
+            images = len({p["path"] for p in leaked})
+            examples = "; ".join(f"{p['path']} ~ {p['twin']} ({p['distance']})" for p in leaked[:3])
+            found.append(
+                Anomaly(
+                    NEAR_DUPLICATE_LEAKAGE,
+                    options.severity(NEAR_DUPLICATE_LEAKAGE),
+                    f"{images} {split} image(s) are near duplicates of {where} "
+                    f"(pHash distance <= {max_distance}): {examples}"
+                    + (f" and {len(leaked) - 3} more pair(s)" if len(leaked) > 3 else ""),
+                    split=split,
+                    feature=spec.PHASH,
+                )
+            )
+    summary = {
+        "distance": max_distance,
+        "baseline_span": baseline_span,
+        "across_splits": sorted(within, key=lambda p: (p["distance"], p["path"]))[:MAX_LISTED_PAIRS],
+        "across_spans": sorted(across, key=lambda p: (p["distance"], p["path"]))[:MAX_LISTED_PAIRS],
+        "counts": {"across_splits": len(within), "across_spans": len(across)},
+    }
+    return summary, found
+
+
+def _cross_pairs(left: list[dict], right: list[dict], max_distance: int) -> list[dict[str, Any]]:
+    """Pairs (one row of ``left``, one of ``right``) whose pHashes are within ``max_distance``."""
+    if not left or not right:
+        return []
+    both = left + right
+    first, second, distance = pixels.near_duplicate_pairs(
+        pixels.hash_array(r[spec.PHASH] for r in both), max_distance
+    )
+    crossing = (first < len(left)) & (second >= len(left))
+    return [
+        {
+            "path": both[i][spec.PATH],
+            "split": both[i][spec.SPLIT],
+            "label": both[i].get(spec.LABEL),
+            "twin": both[j][spec.PATH],
+            "twin_label": both[j].get(spec.LABEL),
+            "distance": int(d),
+            "sha256": both[i].get(spec.SHA256),
+            "twin_sha256": both[j].get(spec.SHA256),
+        }
+        for i, j, d in zip(first[crossing].tolist(), second[crossing].tolist(), distance[crossing].tolist())
+    ]
+
+
+def property_imbalance(
+    rows: Iterable[dict[str, Any]], options: CheckOptions
+) -> tuple[list[dict[str, Any]], list[Anomaly]]:
+    """Train classes whose images sit apart from the other classes' on a pixel property.
+
+    For each class and property, the share of (its image, another class's image) pairs in which
+    its image is the higher (ties count half): the area under the ROC curve of the property as a
+    classifier of that class. At 0.5 the property says nothing about the class; near 0 or 1 it
+    separates the class by itself (every night shot dark, every day shot light), a shortcut the
+    model will learn instead of the content. Classes with fewer than MIN_IMBALANCE_COUNT images
+    are skipped. Returns per-class medians and shares, and an anomaly per (class, property) at or
+    beyond ``options.property_imbalance``.
+    """
+    train = [
+        r
+        for r in rows
+        if r[spec.STATUS] == spec.INGESTED and r[spec.SPLIT] == "train" and r.get(spec.BRIGHTNESS) is not None
+    ]
+    labels = np.array([r[spec.LABEL] for r in train])
+    table, found = [], []
+    counts = collections.Counter(labels.tolist())
+    for label in sorted(counts):
+        table.append({"label": label, "count": counts[label], "median": {}, "share_above": {}})
+    if len(counts) < 2:
+        return table, found
+    limit = options.property_imbalance
+    for name in COMPARED_PROPERTIES:
+        values = np.array([r[name] for r in train], dtype=np.float64)
+        ranks = _average_ranks(values)
+        for entry in table:
+            inside = labels == entry["label"]
+            n_in, n_out = int(inside.sum()), int((~inside).sum())
+            entry["median"][name] = float(np.median(values[inside]))
+            if n_in < MIN_IMBALANCE_COUNT or n_out < MIN_IMBALANCE_COUNT:
+                continue
+            share = (float(ranks[inside].sum()) - n_in * (n_in + 1) / 2) / (n_in * n_out)
+            entry["share_above"][name] = share
+            if share >= limit or share <= 1 - limit:
+                lower, higher = _LOWER_HIGHER[name]
+                word, seen = (higher, share) if share >= limit else (lower, 1 - share)
+                found.append(
+                    Anomaly(
+                        PROPERTY_IMBALANCE,
+                        options.severity(PROPERTY_IMBALANCE),
+                        f"class {entry['label']!r} is {word} than the other classes: its image is the "
+                        f"{'higher' if share >= limit else 'lower'} {name} in {seen:.0%} of pairs "
+                        f"(limit {limit:.0%}); median {entry['median'][name]:.3g} against "
+                        f"{float(np.median(values[~inside])):.3g}",
+                        split="train",
+                        feature=name,
+                    )
+                )
+    return table, found
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their average rank."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    return (ends - (counts - 1) / 2.0)[inverse]
+
+
 _TFDV_SEVERITY = {anomalies_pb2.AnomalyInfo.ERROR: ERROR, anomalies_pb2.AnomalyInfo.WARNING: WARNING}
 
 
@@ -235,25 +408,41 @@ def compare_spans(
 ) -> tuple[list[dict[str, Any]], list[Anomaly]]:
     """TFDV's drift comparators between one split of two spans.
 
-    Returns one row per compared feature (comparator, measured distance, threshold, drifted) and a
-    drift anomaly per feature over its threshold. Features absent from both spans are skipped.
+    The drift features (``drift``) and the pixel properties (``property_drift``, Jensen-Shannon at
+    ``options.property_drift``; only when both spans have them, as spans ingested before the
+    properties existed do not). Returns one row per compared feature (check, comparator, measured
+    distance, threshold, drifted) and an anomaly per feature over its threshold. Features absent
+    from both spans are skipped.
     """
     import tensorflow_data_validation as tfdv
 
     schema = _copy(schema)
-    present = {f.path.step[0] for d in (current, baseline) for ds in d.datasets for f in ds.features}
+    presence = [{f.path.step[0] for ds in d.datasets for f in ds.features} for d in (current, baseline)]
+    present, in_both = presence[0] | presence[1], presence[0] & presence[1]
+    wanted = [(name, kind, DRIFT) for name, kind in options.drift_features if name in present]
+    drifted_names = {name for name, _, _ in wanted}
+    wanted += [
+        (name, JS, PROPERTY_DRIFT)
+        for name in COMPARED_PROPERTIES
+        if name in in_both and name not in drifted_names
+    ]
     compared = {}
-    for name, kind in options.drift_features:
-        if name not in present:
-            continue
+    for name, kind, check in wanted:
         feature = _schema_feature(schema, name)
         if feature is None:
             continue
+        threshold = (
+            options.property_drift
+            if check == PROPERTY_DRIFT
+            else options.categorical_drift
+            if kind == LINF
+            else options.numeric_drift
+        )
         if kind == LINF:
-            feature.drift_comparator.infinity_norm.threshold = options.categorical_drift
+            feature.drift_comparator.infinity_norm.threshold = threshold
         else:
-            feature.drift_comparator.jensen_shannon_divergence.threshold = options.numeric_drift
-        compared[name] = kind
+            feature.drift_comparator.jensen_shannon_divergence.threshold = threshold
+        compared[name] = (kind, check, threshold)
     if not compared:
         return [], []
     result = tfdv.validate_statistics(current, schema, previous_statistics=baseline)
@@ -262,15 +451,16 @@ def compare_spans(
         for m in info.drift_measurements:
             measured[info.path.step[0]] = m.value
     rows, found = [], []
-    for name, kind in compared.items():
-        threshold = options.categorical_drift if kind == LINF else options.numeric_drift
+    for name, (kind, check, threshold) in compared.items():
         info = result.anomaly_info.get(name)
         drifted = info is not None and any(r.type in _DRIFT_TYPES for r in info.reason)
         value = measured.get(name)
+        comparator = "L-infinity" if kind == LINF else "Jensen-Shannon"
         rows.append(
             {
                 "feature": name,
-                "comparator": "L-infinity" if kind == LINF else "Jensen-Shannon",
+                "check": check,
+                "comparator": comparator,
                 "value": value,
                 "threshold": threshold,
                 "drifted": drifted,
@@ -280,8 +470,8 @@ def compare_spans(
             shown = f"{value:.3f}" if value is not None else "above"
             found.append(
                 Anomaly(
-                    DRIFT,
-                    options.severity(DRIFT),
+                    check,
+                    options.severity(check),
                     f"{name} drifted from the previous span: "
                     f"{'L-infinity distance' if kind == LINF else 'Jensen-Shannon divergence'} {shown} "
                     f"> {threshold:g}",

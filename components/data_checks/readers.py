@@ -20,14 +20,33 @@ from components.image_example_gen import spec
 CATALOG_COLUMNS = [
     spec.PATH, spec.STATUS, spec.REASON, spec.DETAIL, spec.SPLIT, spec.LABEL, spec.SHA256,
     spec.WIDTH, spec.HEIGHT, spec.FORMAT, spec.ORIGINAL_FORMAT, spec.DUPLICATE_OF,
+    *spec.PIXEL_PROPERTIES, spec.PHASH, *spec.FLAG_COLUMNS,
 ]  # fmt: skip
+# The columns of a span's pixel table in the statistics store (store.py).
+PIXEL_COLUMNS = [spec.PATH, spec.SPLIT, spec.LABEL, spec.SHA256, *spec.PIXEL_PROPERTIES, spec.PHASH]
 
 
 def read_catalog(uri: str, columns: list[str] | None = None) -> list[dict[str, Any]]:
+    """The catalog's rows; a column a catalog written before it existed lacks reads as None."""
     with fileio.open(os.path.join(uri, spec.CATALOG_FILE), "rb") as f:
-        data = f.read()
+        return _read_rows(f.read(), columns or CATALOG_COLUMNS)
+
+
+def read_pixels(path: str) -> list[dict[str, Any]]:
+    """A pixel table (path, split, label, sha256, the properties, phash) of the statistics store."""
+    with fileio.open(path, "rb") as f:
+        return _read_rows(f.read(), PIXEL_COLUMNS)
+
+
+def _read_rows(data: bytes, columns: list[str]) -> list[dict[str, Any]]:
     # One file: ParquetFile, not read_table, whose dataset layer imports pandas (0.6 s of `cvpipe report`).
-    return pq.ParquetFile(pa.BufferReader(data)).read(columns=columns or CATALOG_COLUMNS).to_pylist()
+    parquet = pq.ParquetFile(pa.BufferReader(data))
+    present = [c for c in columns if c in parquet.schema_arrow.names]
+    rows = parquet.read(columns=present).to_pylist()
+    missing = [c for c in columns if c not in present]
+    for row in rows if missing else ():
+        row.update(dict.fromkeys(missing))
+    return rows
 
 
 def read_summary(uri: str) -> dict[str, Any]:

@@ -43,6 +43,7 @@ _RESERVED = set(spec.BUILTIN_FEATURES) | {
     spec.SPAN,
     spec.DUPLICATE_OF,
     spec.TRANSCODED,
+    *spec.FLAG_COLUMNS,
 }
 
 

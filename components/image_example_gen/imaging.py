@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from components.image_example_gen import pixels as pixels_lib
 from components.image_example_gen import spec
 
 # The pixel limit (options.max_pixels) is checked by inspect_image from the header, before any
@@ -51,6 +52,8 @@ class ImageOptions:
     min_width, min_height: smaller images (after Exif orientation) are quarantined.
     allowed_formats: Pillow format names accepted as input; other image formats are quarantined.
     background: RGB colour that transparent pixels are composited over.
+    pixel_properties: measure brightness, contrast, sharpness, colourfulness, entropy, aspect
+      ratio and a perceptual hash (pixels.py) on the pixels decoded for verification.
 
     The defaults are those of ``ingest:`` in pipelines/configs/default.yaml, which a pipeline run
     passes in (IngestConfig.to_options); tests/test_config.py pins the two equal.
@@ -62,6 +65,7 @@ class ImageOptions:
     min_height: int = 16
     allowed_formats: tuple[str, ...] = ("JPEG", "MPO", "PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
     background: tuple[int, int, int] = (255, 255, 255)
+    pixel_properties: bool = True
 
     def __post_init__(self):
         if self.channels not in _MODE_FOR_CHANNELS:
@@ -91,6 +95,7 @@ class InspectedImage:
     channels: int
     transcoded: bool
     metadata: dict[str, Any]  # Exif fields from spec (camera, datetime, orientation, GPS).
+    pixels: pixels_lib.PixelProperties | None = None  # With options.pixel_properties.
 
 
 def inspect_image(data: bytes, options: ImageOptions) -> InspectedImage:
@@ -152,9 +157,14 @@ def _inspect(data: bytes, options: ImageOptions) -> InspectedImage:
     )
     if passthrough and fmt == "JPEG":
         # TensorFlow's own decoder is the one that must accept the file later. At 1/8 scale it
-        # still entropy-decodes every scan, so truncation fails exactly as in a full decode.
-        _verify_jpeg_with_tensorflow(data, width, height, options.channels)
-        return InspectedImage(data, "jpeg", "jpeg", width, height, options.channels, False, metadata)
+        # still entropy-decodes every scan, so truncation fails exactly as in a full decode; the
+        # pixel properties are measured on that decode (at 1/4 to 1/1 for smaller images).
+        ratio = pixels_lib.jpeg_ratio(width, height) if options.pixel_properties else 8
+        decoded = _verify_jpeg_with_tensorflow(data, width, height, options.channels, ratio)
+        measured = _measure(decoded, width, height, options)
+        return InspectedImage(
+            data, "jpeg", "jpeg", width, height, options.channels, False, metadata, measured
+        )
 
     try:
         with warnings.catch_warnings():
@@ -169,7 +179,8 @@ def _inspect(data: bytes, options: ImageOptions) -> InspectedImage:
         # Pillow tolerates what libpng (TensorFlow's decoder, which reads the file in training)
         # refuses, e.g. a missing or truncated final chunk: the file must pass both.
         _verify_png_with_tensorflow(data, width, height, options.channels)
-        return InspectedImage(data, "png", "png", width, height, options.channels, False, metadata)
+        measured = _measure(image, width, height, options)
+        return InspectedImage(data, "png", "png", width, height, options.channels, False, metadata, measured)
 
     try:
         normalised = _normalise(image, orientation, options)
@@ -186,22 +197,34 @@ def _inspect(data: bytes, options: ImageOptions) -> InspectedImage:
         channels=options.channels,
         transcoded=True,
         metadata=metadata,
+        pixels=_measure(normalised, normalised.width, normalised.height, options),
     )
 
 
-def _verify_jpeg_with_tensorflow(data: bytes, width: int, height: int, channels: int) -> None:
+def _measure(decoded: Image.Image | np.ndarray, width: int, height: int, options: ImageOptions):
+    """The pixel properties of pixels already decoded (a Pillow image or a (h, w, c) uint8 array)."""
+    if not options.pixel_properties:
+        return None
+    if isinstance(decoded, np.ndarray):
+        decoded = Image.fromarray(decoded[..., 0] if decoded.shape[-1] == 1 else decoded)
+    return pixels_lib.measure(decoded, width=width, height=height)
+
+
+def _verify_jpeg_with_tensorflow(data: bytes, width: int, height: int, channels: int, ratio: int = 8):
+    """Decodes at 1/``ratio`` scale with TensorFlow, checks the shape; returns the pixels (numpy)."""
     import tensorflow as tf
 
     try:
-        pixels = tf.io.decode_jpeg(data, channels=channels, ratio=8)
+        pixels = tf.io.decode_jpeg(data, channels=channels, ratio=ratio)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
         ended = data.rstrip(b"\x00").endswith(b"\xff\xd9")
         reason = spec.CORRUPT_IMAGE if ended else spec.TRUNCATED_IMAGE
         message = str(e).strip().splitlines()[-1][:200]
         raise Rejected(reason, f"TensorFlow cannot decode the JPEG data: {message}") from None
-    expected = (-(-height // 8), -(-width // 8), channels)
+    expected = (-(-height // ratio), -(-width // ratio), channels)
     if tuple(pixels.shape) != expected:
         raise Rejected(spec.CORRUPT_IMAGE, f"decoded shape {tuple(pixels.shape)} != header {expected}")
+    return pixels.numpy()
 
 
 def _verify_png_with_tensorflow(data: bytes, width: int, height: int, channels: int) -> None:

@@ -2,12 +2,16 @@
 
 Memory stays flat as the number of images grows: image bytes never cross a shuffle. A first pass
 reads each file only to hash it; duplicates are resolved on (sha256, path) pairs; a second pass
-re-reads each kept file, verifies and normalises it, and writes it straight to its split's sink.
+re-reads each kept file, verifies and normalises it, measures its pixel properties on the pixels
+decoded to verify it, and writes it straight to its split's sink. Once the pipeline has run, the
+flags judged against the whole dataset (blur, grayscale, near duplicates) are added to the catalog
+from its own columns (a few numbers per image; no image is read again).
 
     >>> with beam.Pipeline() as p:
     ...     write_ingestion(p, discovery, options, span=0, examples_dir="out/examples",
     ...                     catalog_dir="out")
-    >>> summarize("out")["ingested"]
+    >>> flagged = flag_catalog("out", options)
+    >>> summarize("out", extra={"pixels": flagged})["ingested"]
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from apache_beam.io import filebasedsink
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.tfrecordio import _TFRecordUtil
 
+from components.image_example_gen import pixels as pixels_lib
 from components.image_example_gen import spec
 from components.image_example_gen.discovery import Candidate, Discovery, is_uri
 from components.image_example_gen.imaging import ImageOptions, Rejected, inspect_image
@@ -54,6 +59,8 @@ class IngestOptions:
     # gzip level of the TFRecord files. 0 stores: still a gzip stream every TFX reader takes, but
     # encoded images barely compress, and level 1 more than doubled ingest time (bench/ingest.py).
     gzip_level: int = 0
+    # When images are flagged (with image.pixel_properties).
+    flags: pixels_lib.FlagThresholds = pixels_lib.FlagThresholds()
 
     def __post_init__(self):
         names = [name for name, _ in self.splits]
@@ -77,7 +84,8 @@ class IngestOptions:
         image = raw.get("image", {})
         image = ImageOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in image.items()})
         splits = tuple((str(name), int(weight)) for name, weight in raw.get("splits", spec.DEFAULT_SPLITS))
-        return cls(image=image, splits=splits, gzip_level=int(raw.get("gzip_level", 0)))
+        flags = pixels_lib.FlagThresholds(**raw.get("flags", {}))
+        return cls(image=image, splits=splits, gzip_level=int(raw.get("gzip_level", 0)), flags=flags)
 
 
 class _GzipWriter:
@@ -243,6 +251,11 @@ class _InspectAndEncode(_IngestDoFn):
         )
         yield beam.pvalue.TaggedOutput(split, example.SerializeToString())
         metadata = dict(image.metadata)
+        if image.pixels is not None:
+            metadata.update(image.pixels.features())
+            metadata.update(
+                pixels_lib.flag_columns(pixels_lib.image_flags(image.pixels, self._options.flags))
+            )
         yield beam.pvalue.TaggedOutput(
             _CATALOG,
             catalog_row(
@@ -359,6 +372,38 @@ def write_labels(labels: Iterable[str], *directories: str) -> None:
             f.write(text)
 
 
+def flag_catalog(catalog_dir: str, options: IngestOptions) -> dict[str, Any]:
+    """Adds the flags judged against the dataset to ``catalog.parquet``; returns the flag counts.
+
+    The catalog is rewritten whole (a temporary file renamed over it), with the same rows; it is
+    left as it is when no image has pixel properties.
+    """
+    path = os.path.join(catalog_dir, spec.CATALOG_FILE)
+    with tf.io.gfile.GFile(path, "rb") as f:
+        table = pq.read_table(pa.BufferReader(f.read()))
+    rows = table.to_pylist()
+    measured = [r for r in rows if r[spec.STATUS] == spec.INGESTED and r[spec.BRIGHTNESS] is not None]
+    if measured:
+        rows = pixels_lib.flag_dataset(rows, options.flags, options.image.channels)
+        flagged = pa.Table.from_pylist(rows, schema=table.schema)
+        if flagged.num_rows != table.num_rows:
+            raise RuntimeError(f"flagging changed the catalog's rows: {table.num_rows} -> {flagged.num_rows}")
+        buffer = pa.BufferOutputStream()
+        pq.write_table(flagged, buffer)
+        temporary = f"{path}.tmp"
+        with tf.io.gfile.GFile(temporary, "wb") as f:
+            f.write(buffer.getvalue().to_pybytes())
+        tf.io.gfile.rename(temporary, path, overwrite=True)
+        measured = [r for r in rows if r[spec.STATUS] == spec.INGESTED and r[spec.BRIGHTNESS] is not None]
+    counts = {name: sum(1 for r in measured if r[name]) for name in spec.FLAGS}
+    counts[spec.NEAR_DUPLICATE_OF] = sum(1 for r in measured if r[spec.NEAR_DUPLICATE_OF])
+    return {
+        "measured": len(measured),
+        "thresholds": dataclasses.asdict(options.flags),
+        "flagged": counts,
+    }
+
+
 def summarize(
     catalog_dir: str, *, expected: int | None = None, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -426,8 +471,9 @@ def ingest(
         # A split that received no image still gets its directory, so readers see an empty split.
         tf.io.gfile.makedirs(os.path.join(examples_dir, f"Split-{split}"))
     write_labels(discovery.labels, examples_dir, catalog_dir)
+    flagged = flag_catalog(catalog_dir, options)
     return summarize(
         catalog_dir,
         expected=len(discovery.candidates),
-        extra={"span": span, "root": discovery.root, "labels": discovery.labels},
+        extra={"span": span, "root": discovery.root, "labels": discovery.labels, "pixels": flagged},
     )

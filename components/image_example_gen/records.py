@@ -85,6 +85,9 @@ def encode_example(
     for key in _METADATA_FLOATS:
         if image.metadata.get(key) is not None:
             features[key] = _float(image.metadata[key])
+    if image.pixels is not None:
+        for key, value in image.pixels.features().items():
+            features[key] = _bytes(value) if key == spec.PHASH else _float(value)
     for name, value in extras:
         if isinstance(value, bool) or isinstance(value, int):
             features[name] = _int(int(value))
@@ -122,6 +125,12 @@ def catalog_schema(extra_columns: dict[str, str]) -> pa.Schema:
         (spec.GPS_LATITUDE, pa.float64()),
         (spec.GPS_LONGITUDE, pa.float64()),
         (spec.GPS_ALTITUDE, pa.float64()),
+        *((name, pa.float64()) for name in spec.PIXEL_PROPERTIES),
+        (spec.PHASH, pa.string()),
+        *((name, pa.bool_()) for name in spec.FLAGS),
+        (spec.NEAR_DUPLICATE_OF, pa.string()),
+        (spec.NEAR_DUPLICATE_DISTANCE, pa.int64()),
+        (spec.FLAG_REASONS, pa.string()),
     ]
     arrow_types = {"int": pa.int64(), "float": pa.float64(), "str": pa.string()}
     fields += [(name, arrow_types[kind]) for name, kind in extra_columns.items()]

@@ -39,6 +39,16 @@ GPS_LATITUDE = "gps_latitude"
 GPS_LONGITUDE = "gps_longitude"
 GPS_ALTITUDE = "gps_altitude"
 
+# Pixel properties (components/image_example_gen/pixels.py): example features and catalog columns.
+BRIGHTNESS = "brightness"
+CONTRAST = "contrast"
+SHARPNESS = "sharpness"
+COLOURFULNESS = "colourfulness"
+ENTROPY = "entropy"
+ASPECT_RATIO = "aspect_ratio"
+PHASH = "phash"
+PIXEL_PROPERTIES = (BRIGHTNESS, CONTRAST, SHARPNESS, COLOURFULNESS, ENTROPY, ASPECT_RATIO)
+
 BUILTIN_FEATURES = (
     IMAGE,
     LABEL,
@@ -58,6 +68,8 @@ BUILTIN_FEATURES = (
     GPS_LATITUDE,
     GPS_LONGITUDE,
     GPS_ALTITUDE,
+    *PIXEL_PROPERTIES,
+    PHASH,
 )
 
 # Catalog-only columns.
@@ -68,6 +80,19 @@ SPLIT = "split"
 SPAN = "span"
 DUPLICATE_OF = "duplicate_of"
 TRANSCODED = "transcoded"
+
+# Per-image flags (catalog-only): a boolean column each, the reasons in FLAG_REASONS.
+DARK = "dark"
+LIGHT = "light"
+BLURRY = "blurry"
+LOW_INFORMATION = "low_information"
+ODD_ASPECT_RATIO = "odd_aspect_ratio"
+GRAYSCALE = "grayscale"
+FLAGS = (DARK, LIGHT, BLURRY, LOW_INFORMATION, ODD_ASPECT_RATIO, GRAYSCALE)
+NEAR_DUPLICATE_OF = "near_duplicate_of"  # The closest earlier path within the pHash distance.
+NEAR_DUPLICATE_DISTANCE = "near_duplicate_distance"
+FLAG_REASONS = "flag_reasons"  # "dark: ...; blurry: ..." for every flag set, near duplicates too.
+FLAG_COLUMNS = (*FLAGS, NEAR_DUPLICATE_OF, NEAR_DUPLICATE_DISTANCE, FLAG_REASONS)
 
 # Status values: every input file ends in exactly one of them.
 INGESTED = "ingested"

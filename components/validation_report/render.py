@@ -4,8 +4,10 @@ html = render_report(ReportInputs(checks=..., catalog=rows, statistics={"train":
 
 Everything a reviewer needs to decide whether the data is fit to train on is in the file: the
 verdict and the gate's reason, the accounting of every input file, counts and sample thumbnails per
-class, feature statistics with histograms, every anomaly, the drift against the previous span and
-the schema. Long tables are capped (the catalog has every row) so the file stays small.
+class, what the pixels show (each quality flag with example thumbnails, near-duplicate pairs side by
+side, pixel-property histograms per split and against the previous span, and per class), feature
+statistics with histograms, every anomaly, the drift against the previous span and the schema.
+Long tables and thumbnail rows are capped (the catalog has every row) so the file stays small.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from components.image_example_gen import spec
 MAX_QUARANTINE_ROWS = 500
 MAX_DUPLICATE_ROWS = 200
 MAX_SIZE_ROWS = 12
+MAX_FLAG_THUMBNAILS = 8  # Example thumbnails per quality flag.
+MAX_PAIRS = 12  # Near-duplicate pairs shown per kind (across splits, within a split, across spans).
+MAX_PROPERTY_CLASSES = 60  # Rows of the per-class property table.
+HISTOGRAM_BINS = 20
 
 
 @dataclasses.dataclass
@@ -40,6 +46,11 @@ class ReportInputs:
     generated_at: str = ""
     dataset: str = ""
     model_review_href: str = ""  # The model review page, linked from the header when set.
+    # Thumbnails by path of the images the quality sections show (see wanted_paths), this span's
+    # and the previous span's (near duplicates across spans).
+    image_thumbnails: dict[str, str] = dataclasses.field(default_factory=dict)
+    baseline_thumbnails: dict[str, str] = dataclasses.field(default_factory=dict)
+    baseline_pixels: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # Previous span's.
 
 
 def thumbnail_uri(image_bytes: bytes, size: int = 64) -> str:
@@ -64,11 +75,31 @@ def sample_thumbnails(
     read in full unless a class is rare; without a vocabulary every split is read. The records are
     read without TensorFlow (components.tfrecords), so `cvpipe report` starts fast.
     """
+    return scan_thumbnails(examples_uri, splits, per_class=per_class, max_classes=max_classes, size=size)[0]
+
+
+def scan_thumbnails(
+    examples_uri: str,
+    splits: Iterable[str],
+    *,
+    per_class: int,
+    max_classes: int,
+    wanted: Iterable[str] = (),
+    size: int = 64,
+) -> tuple[dict[str, list[tuple[str, str]]], dict[str, str]]:
+    """sample_thumbnails' samples per class, and the thumbnails of the ``wanted`` paths, in one read.
+
+    Stops once the classes are full (as sample_thumbnails) and every wanted path is found.
+    """
     vocabulary = os.path.join(examples_uri, spec.LABELS_FILE)
     expected = None
     if fileio.exists(vocabulary):
         with fileio.open(vocabulary) as f:
             expected = min(max_classes, sum(1 for line in f if line.strip()))
+    missing = set(wanted)
+    by_path: dict[str, str] = {}
+    if per_class <= 0 and not missing:
+        return {}, by_path
 
     found: dict[str, list[tuple[str, str]]] = collections.OrderedDict()
     for split in splits:
@@ -77,15 +108,17 @@ def sample_thumbnails(
                 image, label, path = (
                     _one_string(example, key, file) for key in (spec.IMAGE, spec.LABEL, spec.PATH)
                 )
-                label = label.decode("utf-8", "replace")
-                if label not in found and len(found) >= max_classes:
-                    continue
-                samples = found.setdefault(label, [])
-                if len(samples) < per_class:
-                    samples.append((thumbnail_uri(image, size), path.decode("utf-8", "replace")))
-                if _full(found, expected, per_class):
-                    return dict(sorted(found.items()))
-    return dict(sorted(found.items()))
+                label, path = label.decode("utf-8", "replace"), path.decode("utf-8", "replace")
+                if path in missing:
+                    by_path[path] = thumbnail_uri(image, size)
+                    missing.discard(path)
+                if per_class > 0 and (label in found or len(found) < max_classes):
+                    samples = found.setdefault(label, [])
+                    if len(samples) < per_class:
+                        samples.append((thumbnail_uri(image, size), path))
+                if not missing and (per_class <= 0 or _full(found, expected, per_class)):
+                    return dict(sorted(found.items())), by_path
+    return dict(sorted(found.items())), by_path
 
 
 def _one_string(example: dict[str, list], key: str, file: str) -> bytes:
@@ -431,6 +464,278 @@ def _images(inputs: ReportInputs) -> str:
     return _section("images", "Image formats and sizes", body)
 
 
+def _measured(catalog: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in catalog if r[spec.STATUS] == spec.INGESTED and r.get(spec.BRIGHTNESS) is not None]
+
+
+@dataclasses.dataclass
+class QualityShown:
+    """Which images the quality sections show: the report's reader of the examples fetches these."""
+
+    flagged: dict[str, list[dict[str, Any]]]  # Flag -> its first images in path order.
+    across_splits: list[dict[str, Any]]  # checks.json pairs: eval/test image ~ train image.
+    within: list[tuple[dict[str, Any], dict[str, Any]]]  # Catalog near_duplicate_of, same split.
+    across_spans: list[dict[str, Any]]  # checks.json pairs: this span's image ~ previous span's.
+
+    def paths(self) -> set[str]:
+        found = {r[spec.PATH] for rows in self.flagged.values() for r in rows}
+        found |= {p[key] for p in self.across_splits for key in ("path", "twin")}
+        found |= {r[spec.PATH] for pair in self.within for r in pair}
+        found |= {p["path"] for p in self.across_spans}
+        return found
+
+    def baseline_paths(self) -> set[str]:
+        return {p["twin"] for p in self.across_spans}
+
+
+def quality_shown(catalog: list[dict[str, Any]], checks: dict[str, Any]) -> QualityShown:
+    measured = sorted(_measured(catalog), key=lambda r: r[spec.PATH])
+    by_path = {r[spec.PATH]: r for r in measured}
+    flagged = {name: [r for r in measured if r.get(name)][:MAX_FLAG_THUMBNAILS] for name in spec.FLAGS}
+    pairs = checks.get("near_duplicates", {})
+    across = pairs.get("across_splits", [])[:MAX_PAIRS]
+    within = sorted(
+        (
+            (by_path[r[spec.NEAR_DUPLICATE_OF]], r)
+            for r in measured
+            if r.get(spec.NEAR_DUPLICATE_OF) in by_path
+            and by_path[r[spec.NEAR_DUPLICATE_OF]][spec.SPLIT] == r[spec.SPLIT]
+        ),
+        key=lambda pair: (pair[1][spec.NEAR_DUPLICATE_DISTANCE], pair[1][spec.PATH]),
+    )[:MAX_PAIRS]
+    return QualityShown(flagged, across, within, pairs.get("across_spans", [])[:MAX_PAIRS])
+
+
+def _thumb(uri: str | None, path: str, caption: str, title: str = "") -> str:
+    image = (
+        f'<img src="{uri}" alt="{_e(path)}" width="64" height="64">'
+        if uri
+        else '<span class="noimg">no thumbnail</span>'
+    )
+    return (
+        f'<figure title="{_e(title or path)}">{image}<figcaption><code>{_e(_clip(path, 28))}</code>'
+        f"<br>{_e(caption)}</figcaption></figure>"
+    )
+
+
+def _quality(inputs: ReportInputs) -> str:
+    measured = _measured(inputs.catalog)
+    if not measured:
+        return _section(
+            "quality",
+            "Image quality",
+            "<p>No pixel properties were measured (<code>ingest.pixel_properties: false</code>, or no "
+            "image was ingested).</p>",
+        )
+    shown = quality_shown(inputs.catalog, inputs.checks)
+    thresholds = inputs.checks.get("summary", {}).get("pixels", {}).get("thresholds", {})
+    splits = sorted({r[spec.SPLIT] for r in measured}, key=lambda s: (s != "train", s != "eval", s))
+    meaning = {
+        spec.DARK: "brightest 1% of pixels below {dark} of full brightness",
+        spec.LIGHT: "darkest 5% of pixels above {light} of full brightness",
+        spec.BLURRY: "sharpness below {blurry}x the dataset's median",
+        spec.LOW_INFORMATION: "grey-level entropy below {low_information} bits",
+        spec.ODD_ASPECT_RATIO: "longer side over {odd_aspect_ratio}x the shorter",
+        spec.GRAYSCALE: "colourfulness below {grayscale} in a colour dataset",
+        spec.NEAR_DUPLICATE_OF: "pHash within {near_duplicate} bits of an earlier image",
+    }
+    rows = []
+    for name in (*spec.FLAGS, spec.NEAR_DUPLICATE_OF):
+        hits = [r for r in measured if r.get(name)]
+        counts = collections.Counter(r[spec.SPLIT] for r in hits)
+        try:
+            what = meaning[name].format(**thresholds)
+        except KeyError:
+            what = ""
+        rows.append(
+            [f"<code>{_e(name)}</code>", _fmt(len(hits)), f"{len(hits) / len(measured):.1%}"]
+            + [_fmt(counts[s]) for s in splits]
+            + [_e(what)]
+        )
+    body = (
+        f"<p>Measured on the pixels decoded to verify each image: {_fmt(len(measured))} images. Every "
+        "flag is a column of catalog.parquet, with its reason in <code>flag_reasons</code>.</p>"
+    )
+    body += _table(["flag", "images", "share", *splits, "flagged when"], rows, "narrow")
+    for name, hits in shown.flagged.items():
+        if not hits:
+            continue
+        total = sum(1 for r in measured if r.get(name))
+        figures = "".join(
+            _thumb(
+                inputs.image_thumbnails.get(r[spec.PATH]),
+                r[spec.PATH],
+                f"{r[spec.SPLIT]} · {r[spec.LABEL]}",
+                _reason(r, name),
+            )
+            for r in hits
+        )
+        more = f" (first {len(hits)} of {_fmt(total)})" if total > len(hits) else ""
+        body += f'<h3 id="flag-{_e(name)}">{_e(name)}{more}</h3><div class="figs">{figures}</div>'
+    return _section("quality", "Image quality", body)
+
+
+def _reason(row: dict[str, Any], name: str) -> str:
+    for part in (row.get(spec.FLAG_REASONS) or "").split("; "):
+        if part.startswith(f"{name}: "):
+            return part
+    return name
+
+
+def _pair(left: str, right: str, distance: Any, note: str = "") -> str:
+    return (
+        f'<div class="pair">{left}{right}<div class="dist">pHash distance <b>{_e(distance)}</b>'
+        f"{'<br>' + _e(note) if note else ''}</div></div>"
+    )
+
+
+def _near_duplicates(inputs: ReportInputs) -> str:
+    pairs = inputs.checks.get("near_duplicates", {})
+    if not _measured(inputs.catalog):
+        return _section("near-duplicates", "Near duplicates", "<p>No perceptual hashes were computed.</p>")
+    shown = quality_shown(inputs.catalog, inputs.checks)
+    thumbs = inputs.image_thumbnails
+    counts = pairs.get("counts", {})
+    total_within = sum(1 for r in _measured(inputs.catalog) if r.get(spec.NEAR_DUPLICATE_OF))
+    body = (
+        f"<p>Pairs whose 64-bit perceptual hashes differ in at most {_e(pairs.get('distance', '?'))} bits "
+        "(a re-encoded, resized or slightly cropped copy, or a close look-alike). A byte-identical copy "
+        "in another split is <code>split_leakage</code> (Anomalies); within a split it was dropped at "
+        "ingestion.</p>"
+    )
+    leaked = _fmt(counts.get("across_splits", 0))
+    body += f"<h3>Across splits: eval or test image beside its train twin ({leaked})</h3>"
+    if shown.across_splits:
+        body += "".join(
+            _pair(
+                _thumb(thumbs.get(p["path"]), p["path"], f"{p['split']} · {p['label']}"),
+                _thumb(thumbs.get(p["twin"]), p["twin"], f"train · {p['twin_label']}"),
+                p["distance"],
+                "leaks into evaluation",
+            )
+            for p in shown.across_splits
+        )
+    else:
+        body += "<p>None: no eval or test image has a near duplicate in train.</p>"
+    body += f"<h3>Within a split ({_fmt(total_within)} images name a near duplicate)</h3>"
+    if shown.within:
+        body += "".join(
+            _pair(
+                _thumb(thumbs.get(a[spec.PATH]), a[spec.PATH], f"{a[spec.SPLIT]} · {a[spec.LABEL]}"),
+                _thumb(thumbs.get(b[spec.PATH]), b[spec.PATH], f"{b[spec.SPLIT]} · {b[spec.LABEL]}"),
+                b[spec.NEAR_DUPLICATE_DISTANCE],
+            )
+            for a, b in shown.within
+        )
+    else:
+        body += "<p>None.</p>"
+    span = pairs.get("baseline_span")
+    if span is not None:
+        body += (
+            f"<h3>Across spans: this span's eval or test image beside span {_e(span)}'s train image "
+            f"({_fmt(counts.get('across_spans', 0))})</h3>"
+        )
+        body += (
+            "".join(
+                _pair(
+                    _thumb(thumbs.get(p["path"]), p["path"], f"{p['split']} · {p['label']}"),
+                    _thumb(
+                        inputs.baseline_thumbnails.get(p["twin"]),
+                        p["twin"],
+                        f"span {span} train · {p['twin_label']}",
+                    ),
+                    p["distance"],
+                )
+                for p in shown.across_spans
+            )
+            or "<p>None.</p>"
+        )
+    elif pairs.get("note"):
+        body += f"<p class='note'>{_e(pairs['note'])}</p>"
+    return _section("near-duplicates", "Near duplicates", body)
+
+
+def _bins(values: list[float]) -> list[float]:
+    """HISTOGRAM_BINS equal bins from the lowest value to the 99th percentile (the tail goes in the last)."""
+    ordered = sorted(values)
+    low, high = ordered[0], ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    if high <= low:
+        high = low + 1e-9 if ordered[-1] <= low else ordered[-1]
+    step = (high - low) / HISTOGRAM_BINS
+    return [low + i * step for i in range(HISTOGRAM_BINS + 1)]
+
+
+def _buckets(values: list[float], edges: list[float]) -> list[tuple[float, float, float]]:
+    counts = [0] * HISTOGRAM_BINS
+    step = edges[1] - edges[0]
+    for v in values:
+        counts[min(HISTOGRAM_BINS - 1, max(0, int((v - edges[0]) / step)))] += 1
+    return [(edges[i], edges[i + 1], float(c)) for i, c in enumerate(counts)]
+
+
+def _properties(inputs: ReportInputs) -> str:
+    measured = _measured(inputs.catalog)
+    if not measured:
+        return _section("properties", "Pixel properties", "<p>No pixel properties were measured.</p>")
+    splits = sorted({r[spec.SPLIT] for r in measured}, key=lambda s: (s != "train", s != "eval", s))
+    groups = [(f"{s} ({_fmt(sum(1 for r in measured if r[spec.SPLIT] == s))})", s) for s in splits]
+    earlier = [r for r in inputs.baseline_pixels if r.get(spec.SPLIT) == "train"]
+    span = inputs.checks.get("near_duplicates", {}).get("baseline_span")
+    if earlier:
+        groups.append((f"span {span} train ({_fmt(len(earlier))})", None))
+    drift = {
+        r["feature"]: r
+        for r in inputs.checks.get("drift", {}).get("features", [])
+        if r.get("check") == "property_drift"
+    }
+    rows = []
+    for name in spec.PIXEL_PROPERTIES:
+        values = {s: [r[name] for r in measured if r[spec.SPLIT] == s] for s in splits}
+        values[None] = [r[name] for r in earlier if r.get(name) is not None]
+        edges = _bins([v for vs in values.values() for v in vs])
+        cells = [
+            _histogram_svg(_buckets(values[key], edges), width=150, height=34) if values[key] else "–"
+            for _, key in groups
+        ]
+        compared = drift.get(name)
+        verdict = (
+            ""
+            if compared is None
+            else f"<br>JS {_fmt(compared['value'])} "
+            + ('<span class="sev warning">drifted</span>' if compared["drifted"] else "ok")
+        )
+        rows.append([f"<code>{_e(name)}</code>{verdict}", *cells])
+    body = (
+        "<p>Each property's distribution per split of this span"
+        + (f" and in span {_e(span)}'s train split (property drift: Drift section)" if earlier else "")
+        + "; bins are shared across a row.</p>"
+    )
+    body += _table(["property", *(label for label, _ in groups)], rows, "props")
+    classes = inputs.checks.get("property_classes", [])[:MAX_PROPERTY_CLASSES]
+    if classes:
+        limit = inputs.checks.get("options", {}).get("property_imbalance", 0.95)
+        compared_names = [n for n in spec.PIXEL_PROPERTIES if any(n in c["median"] for c in classes)]
+        table_rows = []
+        for c in classes:
+            cells = []
+            for n in compared_names:
+                share = c["share_above"].get(n)
+                apart = share is not None and (share >= limit or share <= 1 - limit)
+                cell = _fmt(c["median"].get(n))
+                if share is not None:
+                    cell += f" <span class='note'>({share:.0%})</span>"
+                cells.append(f"<span class='warn'>{cell}</span>" if apart else cell)
+            table_rows.append([f"<code>{_e(c['label'])}</code>", _fmt(c["count"]), *cells])
+        body += (
+            "<h3>By class (train)</h3><p class='note'>Median, and in brackets the share of (this class's "
+            "image, another class's image) pairs in which this class's is higher; at 50% the property "
+            f"says nothing about the class, at or beyond {limit:.0%} (or {1 - limit:.0%}) the class "
+            "stands apart: <code>property_imbalance</code>.</p>"
+        )
+        body += _table(["class", "images", *compared_names], table_rows, "narrow")
+    return _section("properties", "Pixel properties", body)
+
+
 def _features(inputs: ReportInputs) -> str:
     body = ""
     for split in sorted(inputs.statistics, key=lambda s: (s != "train", s)):
@@ -480,6 +785,13 @@ pre{background:#f6f7f9;padding:12px;overflow:auto;font-size:12px;max-height:480p
 .thumbs{display:flex;flex-wrap:wrap;align-items:center;gap:4px;margin:4px 0}
 .thumbs .label{width:130px}.thumbs img{border:1px solid #dfe3e8;object-fit:contain;background:#f6f7f9}
 .top{white-space:nowrap}.custom{color:#445;font-size:12px;margin-top:4px}
+.figs{display:flex;flex-wrap:wrap;gap:8px;margin:4px 0}
+figure{margin:0;width:112px;font-size:11px;color:#445}figure img{border:1px solid #dfe3e8;
+object-fit:contain;background:#f6f7f9;display:block}figcaption{word-break:break-all}
+.pair{display:inline-flex;gap:6px;align-items:flex-start;border:1px solid #dfe3e8;border-radius:6px;
+padding:6px;margin:0 8px 8px 0}.pair .dist{font-size:12px;width:96px}
+.noimg{display:inline-block;width:64px;height:64px;background:#f1f3f6;font-size:10px;color:#778}
+table.props svg{display:block}
 details{margin:6px 0}summary{cursor:pointer;padding:4px 0}
 svg.bar{vertical-align:middle}
 """
@@ -493,6 +805,9 @@ def render_report(inputs: ReportInputs) -> str:
             ("drift", "Drift"),
             ("accounting", "Accounting"),
             ("classes", "Classes"),
+            ("quality", "Quality"),
+            ("near-duplicates", "Near duplicates"),
+            ("properties", "Properties"),
             ("images", "Images"),
             ("features", "Features"),
             ("schema", "Schema"),
@@ -504,6 +819,9 @@ def render_report(inputs: ReportInputs) -> str:
             _drift(inputs),
             _accounting(inputs),
             _classes(inputs),
+            _quality(inputs),
+            _near_duplicates(inputs),
+            _properties(inputs),
             _images(inputs),
             _features(inputs),
             _schema(inputs),

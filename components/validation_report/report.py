@@ -16,7 +16,7 @@ import os
 from components import fileio
 from components.data_checks import readers
 from components.data_checks import spec as checks_spec
-from components.validation_report.render import ReportInputs, render_report, sample_thumbnails
+from components.validation_report.render import ReportInputs, quality_shown, render_report, scan_thumbnails
 
 
 def build_report(
@@ -40,16 +40,41 @@ def build_report(
         checks = json.load(f)
     splits = readers.split_names(statistics_uri)
     ordered = sorted(splits, key=lambda s: (s != "train", s))
+    catalog = readers.read_catalog(catalog_uri)
+    shown = quality_shown(catalog, checks)
+    # One read of the examples for the class samples and the images the quality sections show.
+    samples, images = scan_thumbnails(
+        examples_uri,
+        ordered,
+        per_class=thumbnails_per_class,
+        max_classes=max_thumbnail_classes,
+        wanted=shown.paths(),
+    )
+    pairs = checks.get("near_duplicates", {})
+    baseline_pixels = _optional(readers.read_pixels, pairs.get("baseline_pixels"), [])
+    baseline_thumbnails = {}
+    if shown.baseline_paths() and pairs.get("baseline_examples"):
+        baseline_examples = pairs["baseline_examples"]
+        baseline_thumbnails = _optional(
+            lambda uri: scan_thumbnails(
+                uri,
+                readers.split_names(uri),
+                per_class=0,
+                max_classes=0,
+                wanted=shown.baseline_paths(),
+            )[1],
+            baseline_examples,
+            {},
+        )
     inputs = ReportInputs(
         checks=checks,
-        catalog=readers.read_catalog(catalog_uri),
+        catalog=catalog,
         statistics={s: st for s in splits if (st := readers.read_statistics(statistics_uri, s)) is not None},
         schema_text=readers.schema_text(schema_uri),
-        thumbnails=sample_thumbnails(
-            examples_uri, ordered, per_class=thumbnails_per_class, max_classes=max_thumbnail_classes
-        )
-        if thumbnails_per_class > 0
-        else {},
+        thumbnails=samples,
+        image_thumbnails=images,
+        baseline_thumbnails=baseline_thumbnails,
+        baseline_pixels=baseline_pixels,
         pipeline_name=pipeline_name,
         generated_at=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         dataset=checks.get("summary", {}).get("root", ""),
@@ -64,6 +89,17 @@ def build_report(
         f.write(page)
     fileio.rename(temporary, out_path, overwrite=True)
     return out_path
+
+
+def _optional(read, uri: str | None, default):
+    """What ``read(uri)`` returns, or ``default`` when there is no uri or it is gone.
+
+    The previous span's pixel table and examples are read for the report only: a span whose
+    artifacts were cleaned up since leaves its pairs without thumbnails, not the report unwritten.
+    """
+    if not uri or not fileio.exists(uri):
+        return default
+    return read(uri)
 
 
 def verdict_markdown(checks: dict, report_path: str) -> str:
