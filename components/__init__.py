@@ -20,6 +20,7 @@ _ARTIFACT_TYPES = {
     "DataCheckResults": "components.artifacts",
     "ValidationReport": "components.artifacts",
     "TFLiteModel": "components.artifacts",
+    "ModelReview": "components.artifacts",
 }
 
 

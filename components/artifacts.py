@@ -14,6 +14,7 @@ from tfx import types
 
 from components.data_checks import spec as checks_spec
 from components.image_example_gen import spec as example_spec
+from components.model_review import spec as review_spec
 from components.tflite_exporter import spec as tflite_spec
 from components.validation_report import spec as report_spec
 
@@ -40,3 +41,9 @@ class TFLiteModel(types.Artifact):
     """model_<mode>.tflite files, labels.txt and parity.json; custom property ``blessed``."""
 
     TYPE_NAME = tflite_spec.TFLITE_MODEL_TYPE
+
+
+class ModelReview(types.Artifact):
+    """review.json and model_review.html: the model's review page and everything it shows."""
+
+    TYPE_NAME = review_spec.MODEL_REVIEW_TYPE

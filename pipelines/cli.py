@@ -123,10 +123,12 @@ def _print_validation(result) -> None:
 
 
 def cmd_report(args) -> int:
-    from pipelines.report import write_report
+    from pipelines.report import write_reports
 
-    path = write_report(args.run_dir, args.out)
-    print(f"Report: {_shown(path)}")
+    reports = write_reports(args.run_dir, args.out)
+    print(f"Report: {_shown(reports.data)}")
+    if reports.model:
+        print(f"Model review: {_shown(reports.model)}")
     return 0
 
 
@@ -244,6 +246,11 @@ def _print_model_outputs(result) -> None:
             for name in sorted(entry.rstrip("/") for entry in fileio.listdir(destination)):
                 if name.endswith(".tflite"):
                     print(f"TFLite file:   {os.path.join(destination, name)}")
+    review = result.outputs.get(nodes.MODEL_REVIEW, {}).get("review", [None])[0]
+    if review:
+        from components.model_review.spec import PAGE_FILE
+
+        print(f"Model review: {os.path.join(review, PAGE_FILE)}")
     if pushed is not None:
         print(f"Lineage:   cvpipe lineage {result.output_dir}")
 
@@ -312,9 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lineage", help="what produced a pushed model, from ML Metadata")
     p.add_argument("target", help="a run's --output directory, or a pushed serving/edge model directory")
     p.set_defaults(func=cmd_lineage)
-    p = sub.add_parser("report", help="render the data-validation report of an existing run")
+    p = sub.add_parser("report", help="render the data report and the model review of an existing run")
     p.add_argument("run_dir", help="the --output directory of a `cvpipe run`")
-    p.add_argument("--out", help="HTML file to write (default RUN_DIR/validation_report.html)")
+    p.add_argument(
+        "--out",
+        help="data report to write (default RUN_DIR/validation_report.html); the model review goes beside it",
+    )
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("predict", help="classify image files with a SavedModel, serving dir or .tflite")
     p.add_argument("model", help="SavedModel dir, OUTPUT/serving/<model_name> (highest version), or .tflite")

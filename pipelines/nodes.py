@@ -23,6 +23,7 @@ EVALUATOR = "Evaluator"
 PUSHER = "ServingPusher"
 TFLITE_EXPORTER = "TFLiteExporter"
 EDGE_PUSHER = "EdgePusher"
+MODEL_REVIEW = "ModelReview"
 
 # A local run's output directory (`cvpipe run --output`).
 METADATA_FILE = "metadata.sqlite"  # ML Metadata, written by the Beam DAG runner.

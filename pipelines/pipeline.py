@@ -28,6 +28,7 @@ from components.image_model.export import EXAMPLES_SIGNATURE
 from components.image_model.tuner import Tuner
 from components.input_fingerprint.component import InputFingerprint
 from components.model_evaluator.component import ModelEvaluator
+from components.model_review.component import ModelReviewGen
 from components.served_model.component import ServedModel
 from components.serving_pusher.component import ServingPusher
 from components.tflite_exporter.component import TFLiteExporter
@@ -43,6 +44,7 @@ from pipelines.nodes import (  # noqa: F401
     EXAMPLE_GEN,
     EXAMPLE_VALIDATOR,
     INPUT_FINGERPRINT,
+    MODEL_REVIEW,
     PUSHER,
     SCHEMA_GEN,
     SERVED_MODEL,
@@ -132,7 +134,8 @@ def model_components(
     push_root: str,
     model_config=None,
 ) -> list:
-    """Tuner (optional) -> Trainer -> ModelEvaluator (against ServedModel) -> ServingPusher -> edge.
+    """Tuner (optional) -> Trainer -> ModelEvaluator (against ServedModel) -> ServingPusher -> edge,
+    and ModelReview (the model's review page) once the model is evaluated and exported.
 
     Tuner and Trainer wait for the data gate, so data that fails validation is never trained on.
     ``model_config`` (a RuntimeParameter on Kubeflow) replaces the settings taken from ``config``.
@@ -141,7 +144,7 @@ def model_components(
     examples = example_gen.outputs["examples"]
     custom_config = module_config(config)
     components = []
-    hyperparameters = None
+    hyperparameters = tuner_results = None
     if config.tuning.enabled:
         tuner = Tuner(
             tuner_fn=f"{TRAINER_MODULE}.tuner_fn",
@@ -155,7 +158,7 @@ def model_components(
             tuner.exec_properties["custom_config"] = model_config
         tuner.add_upstream_node(gate)
         components.append(tuner)
-        hyperparameters = tuner.outputs["best_hyperparameters"]
+        hyperparameters, tuner_results = tuner.outputs["best_hyperparameters"], tuner.outputs["tuner_results"]
     served = ServedModel(
         examples=examples, base_directory=serving_dir, model_name=config.serving.model_name
     ).with_id(SERVED_MODEL)
@@ -188,6 +191,7 @@ def model_components(
         model_name=config.serving.model_name,
     ).with_id(PUSHER)
     components += [served, trainer, evaluator, pusher]
+    tflite_model = None
     if config.edge.enabled:
         exporter = TFLiteExporter(
             model=trainer.outputs["model"],
@@ -207,7 +211,17 @@ def model_components(
             model_name=config.serving.model_name,
         ).with_id(EDGE_PUSHER)
         components += [exporter, edge_pusher]
-    return components
+        tflite_model = exporter.outputs["tflite_model"]
+    review = ModelReviewGen(
+        examples=examples,
+        model=trainer.outputs["model"],
+        model_run=trainer.outputs["model_run"],
+        tflite_model=tflite_model,
+        tuner_results=tuner_results,
+        model_blessing=evaluator.outputs["blessing"],
+        pipeline_name=config.pipeline_name,
+    ).with_id(MODEL_REVIEW)
+    return components + [review]
 
 
 def create_components(

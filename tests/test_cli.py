@@ -126,6 +126,7 @@ def test_run_killed_in_training_resumes_trains_blesses_pushes_and_reuses_the_cac
         "Evaluator",
         "ServingPusher",
         "EdgePusher",
+        "ModelReview",
     )
     for node in nodes[:10]:  # Up to the Tuner: finished before the kill.
         assert f"{node}: cached" in printed, node
@@ -141,6 +142,8 @@ def test_run_killed_in_training_resumes_trains_blesses_pushes_and_reuses_the_cac
     edge = out / "edge" / "cvpipe" / os.path.basename(versions[0])  # Same version as serving.
     assert f"Edge model:    {edge}" in printed and "TFLite int8: accuracy" in printed
     assert {"model_int8.tflite", "labels.txt", "parity.json", "cvpipe_manifest.json"} <= set(os.listdir(edge))
+    review_page = next(line[14:] for line in printed.splitlines() if line.startswith("Model review: "))
+    assert review_page.endswith("model_review.html") and os.path.isfile(review_page)
     # Training throughput in the run's metrics: the Trainer's, and every tuning trial's.
     trained = json.loads(next(out.glob("pipeline_root/Trainer/model_run/*/metrics.json")).read_text())
     assert trained["images_per_second"] > 0 and trained["first_epoch_images_per_second"] > 0
@@ -182,13 +185,36 @@ def test_run_killed_in_training_resumes_trains_blesses_pushes_and_reuses_the_cac
     assert (fresh.code, fresh.heavy, fresh.out) == (0, [], lineage), fresh.err
     fresh = cvpipe_in_fresh_process(["report", str(out)])
     assert (fresh.code, fresh.heavy) == (0, []), fresh.err
-    assert fresh.out == f"Report: {out / 'validation_report.html'}\n"
+    reviewed = str(out / "model_review.html")
+    assert fresh.out == f"Report: {out / 'validation_report.html'}\nModel review: {reviewed}\n"
     page = (out / "validation_report.html").read_text(encoding="utf-8")
     assert "PASS" in page
     classes = page.split('<section id="classes">')[1].split("</section>")[0]
     assert classes.count("data:image/jpeg;base64,") == 3 * 8  # 8 thumbnails per class.
     for section in ("quality", "near-duplicates", "properties"):  # What the pixels show.
         assert f'<section id="{section}">' in page, section
+    # The model review beside it, the two linked, each opening offline in headless Chromium.
+    from tests.test_data_checks import SCREENSHOTS, open_offline
+
+    assert 'href="model_review.html"' in page
+    review = json.loads(open(os.path.join(os.path.dirname(review_page), "review.json")).read())
+    assert [s["split"] for s in review["splits"]] == ["eval", "test"]
+    by_split = json.loads(next(out.glob("pipeline_root/ImageExampleGen/catalog/*/summary.json")).read_text())
+    assert {s["split"]: s["examples"] for s in review["splits"]} == {
+        split: by_split["by_split"][split] for split in ("eval", "test")
+    }
+    assert review["edge"][0]["mode"] == "int8" and review["blessed"] is True
+    assert len(review["tuning"]["trials"]) == len(tuning["trials"]) and review["history"]["epoch"][-1] == 9
+    requests, text, thumbnails = open_offline(reviewed, os.path.join(SCREENSHOTS, "model-review-run.png"))
+    assert requests == [f"file://{reviewed}"] and all(thumbnails)
+    assert len(thumbnails) == len(review["mistakes"]) + len(review["edge"][0]["disagreements"])
+    assert "cvpipe model review: blessed by the Evaluator" in text and "Data validation report" in text
+    for section in ("Confusion matrix", "Most confident mistakes", "TFLite against the SavedModel"):
+        assert section in text, section
+    assert "Tuning trials" in text and "Training resumed at epoch" in text  # Killed, then resumed.
+    assert 'href="validation_report.html"' in (out / "model_review.html").read_text(encoding="utf-8")
+    requests, text, _ = open_offline(str(out / "validation_report.html"))
+    assert requests == [f"file://{out / 'validation_report.html'}"] and "Model review" in text
 
     assert main(args) == 0
     rerun = capsys.readouterr().out
@@ -197,10 +223,16 @@ def test_run_killed_in_training_resumes_trains_blesses_pushes_and_reuses_the_cac
         assert f"  = {node} reused from cache" in rerun
     assert len(glob.glob(str(out / "serving" / "cvpipe" / "[0-9]*"))) == 1
     assert f"Serving model: {versions[0]}" in rerun
+    assert main(["report", str(out)]) == 0  # The cached ModelReview's page, for the same examples.
+    assert f"Model review: {reviewed}" in capsys.readouterr().out
 
     write(images / "circle" / "new.jpg", (images / "circle" / "circle_00000.jpg").read_bytes() + b"\0")
     assert main(args + ["--validate-only"]) == 0
     assert "ImageExampleGen: ran" in capsys.readouterr().out  # New input: not served from cache.
+    # The data report of the new examples does not link the review of a model trained on the old ones.
+    assert main(["report", str(out)]) == 0
+    assert "Model review" not in capsys.readouterr().out
+    assert 'href="model_review.html"' not in (out / "validation_report.html").read_text(encoding="utf-8")
 
 
 def test_installed_console_script_runs_from_any_directory(tmp_path):

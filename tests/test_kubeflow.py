@@ -36,6 +36,7 @@ NODE_IDS = [
     nodes.PUSHER,
     nodes.TFLITE_EXPORTER,
     nodes.EDGE_PUSHER,
+    nodes.MODEL_REVIEW,
 ]
 
 
@@ -69,6 +70,15 @@ def test_compiled_spec_has_every_component_and_runtime_parameter(compiled):
     assert tasks[nodes.EVALUATOR].inputs.artifacts["baseline_model"].task_output_artifact.producer_task == (
         nodes.SERVED_MODEL
     )
+    review_inputs = tasks[nodes.MODEL_REVIEW].inputs.artifacts
+    assert {key: a.task_output_artifact.producer_task for key, a in review_inputs.items()} == {
+        "examples": nodes.EXAMPLE_GEN,
+        "model": nodes.TRAINER,
+        "model_run": nodes.TRAINER,
+        "tflite_model": nodes.TFLITE_EXPORTER,
+        "tuner_results": nodes.TUNER,
+        "model_blessing": nodes.EVALUATOR,
+    }
     # Only what open-source KFP implements, in the schema its backend reads.
     assert {kind for e in spec.deployment_spec["executors"].values() for kind in e} == {"container"}
     assert spec.schema_version == "2.1.0"
@@ -387,7 +397,7 @@ def test_ui_artifact_types_are_the_titles_kfp_renders_and_import_by_title():
     for title, path in kfp_ui.TITLE_TO_CLASS_PATH.items():
         assert import_utils.import_class_by_path(path).TYPE_NAME == title
     # cvpipe's own types: the V2 entrypoint imports the title itself as a class path.
-    for name in ("ImageCatalog", "DataCheckResults", "ValidationReport", "TFLiteModel"):
+    for name in ("ImageCatalog", "DataCheckResults", "ValidationReport", "TFLiteModel", "ModelReview"):
         cls = import_utils.import_class_by_path(f"components.{name}")
         assert cls.TYPE_NAME == f"components.{name}"
 

@@ -145,6 +145,9 @@ def test_compiled_pipeline_runs_on_kfp_blesses_pushes_and_the_cache_sees_new_ima
     assert verdict.uri.endswith("/verdict.md") and open(verdict.uri).read().startswith(
         "# Data validation: PASS"
     )
+    review = first.tasks[nodes.MODEL_REVIEW].outputs["page"]
+    assert review.uri.endswith("/page/model_review.html") and "model review" in open(review.uri).read()
+    assert review.custom_properties["display_name"] == "model review"
     table = first.tasks[nodes.EVALUATOR].outputs["metrics"].custom_properties
     assert table["blessed"] == 1 and 0 <= table["sparse_categorical_accuracy"] <= 1
     assert first.tasks[nodes.SERVED_MODEL].outputs["model"].custom_properties["found"] == 0

@@ -1,0 +1,1 @@
+"""ModelReview: the model's review page, beside the data-validation report."""
