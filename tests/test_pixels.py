@@ -204,8 +204,8 @@ def test_pass_through_jpeg_is_measured_on_the_verification_decode_like_a_full_de
     for name in ("brightness", "contrast", "entropy", "sharpness", "colourfulness"):
         assert getattr(inspected.pixels, name) == pytest.approx(getattr(full, name), rel=0.05), name
     assert distance(inspected.pixels.phash, full.phash) <= 2
-    sizes = ((4000, 3000), (640, 427), (256, 64), (64, 48))
-    assert [pixels.jpeg_ratio(*size) for size in sizes] == [8, 4, 2, 1]
+    sizes = ((4000, 3000), (640, 427), (256, 64), (200, 100), (64, 48))
+    assert [pixels.block_factor(*size) for size in sizes] == [8, 8, 4, 2, 1]
 
 
 def test_properties_can_be_turned_off():

@@ -158,8 +158,8 @@ def _inspect(data: bytes, options: ImageOptions) -> InspectedImage:
     if passthrough and fmt == "JPEG":
         # TensorFlow's own decoder is the one that must accept the file later. At 1/8 scale it
         # still entropy-decodes every scan, so truncation fails exactly as in a full decode; the
-        # pixel properties are measured on that decode (at 1/4 to 1/1 for smaller images).
-        ratio = pixels_lib.jpeg_ratio(width, height) if options.pixel_properties else 8
+        # pixel properties are measured on that decode (at 1/4 to 1/1 for images under 512 pixels).
+        ratio = pixels_lib.block_factor(width, height) if options.pixel_properties else 8
         decoded = _verify_jpeg_with_tensorflow(data, width, height, options.channels, ratio)
         measured = _measure(decoded, width, height, options)
         return InspectedImage(

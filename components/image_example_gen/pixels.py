@@ -1,8 +1,9 @@
 """What an image shows: properties, flags and a perceptual hash, from pixels already decoded.
 
 Ingestion decodes every image once to verify it; ``measure`` reads that decoded copy (a pass-through
-JPEG's 1/8-scale decode, or Pillow's pixels), shrunk so that its longer side is at most
-ANALYSIS_SIDE pixels, so the cost per image does not grow with the image:
+JPEG's 1/8-scale decode, or Pillow's pixels reduced to the same 8x8 block means), shrunk so that its
+longer side is at most ANALYSIS_SIDE pixels, so the cost per image (about 0.3 ms, bench/pixels.py)
+does not grow with the image:
 
     >>> props = measure(Image.open("cat.jpg").convert("RGB"), width=640, height=480)
     >>> props.brightness, props.sharpness, props.phash
@@ -100,55 +101,68 @@ class PixelProperties:
         return values
 
 
-def analysis_copy(image: Image.Image) -> Image.Image:
-    """``image`` shrunk (box filter) so that its longer side is at most ANALYSIS_SIDE; never enlarged.
+def block_factor(width: int, height: int) -> int:
+    """The largest of 8, 4, 2, 1 that still leaves ANALYSIS_SIDE pixels on the longer side (and 8 on
+    the shorter): the JPEG DCT scaling of a pass-through JPEG's verification decode.
 
-    The shorter side keeps at least 8 pixels (or all it has), so a strip still has rows to measure.
+    A JPEG decoded at 1/8 keeps each 8x8 block's mean, which is what Pillow's reduce(8) computes
+    from the full decode: every path (DCT-scaled decode, or Pillow's pixels reduced by this factor)
+    reaches the analysis copy through the same block means, so a copy of an image measures like
+    the image (0-2 of the 64 hash bits), whichever path each took.
     """
-    width, height = image.size
-    scale = ANALYSIS_SIDE / max(width, height)
-    if scale >= 1:
-        return image
-    size = (max(min(width, 8), round(width * scale)), max(min(height, 8), round(height * scale)))
-    return image.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
+    factor = 8
+    while factor > 1 and (max(width, height) / factor < ANALYSIS_SIDE or min(width, height) / factor < 8):
+        factor //= 2
+    return factor
 
 
-def jpeg_ratio(width: int, height: int) -> int:
-    """The largest JPEG DCT scaling (8, 4, 2, 1) whose decode is at least twice the analysis copy.
-
-    At 1/8 scale a JPEG decoder keeps only each 8x8 block's mean; shrinking that to the analysis
-    copy moved 2-4 of the 64 hash bits against a full decode, while a decode of twice the analysis
-    size or more measures like a full one (0-2 bits, the properties within 1%).
-    """
-    ratio = 8
-    while ratio > 1 and (max(width, height) / ratio < 2 * ANALYSIS_SIDE or min(width, height) / ratio < 8):
-        ratio //= 2
-    return ratio
+# Sum of c * log2(c) for a histogram count c (up to every pixel of the analysis copy in one bin).
+_COUNTS = np.arange(1, ANALYSIS_SIDE * ANALYSIS_SIDE + 1, dtype=np.float64)
+_C_LOG_C = np.concatenate([[0.0], _COUNTS * np.log2(_COUNTS)])
+_LEVELS = np.arange(256, dtype=np.float64)
+_SQUARES = _LEVELS * _LEVELS
 
 
 def measure(image: Image.Image, *, width: int, height: int) -> PixelProperties:
-    """Properties of a decoded image (mode "L" or "RGB") stored at ``width`` x ``height``, at any scale.
+    """Properties of a decoded image (mode "L" or "RGB") stored at ``width`` x ``height``.
 
-    Luma is shrunk to the analysis copy (box filter, exact size); colourfulness, a global statistic,
-    is measured on a copy reduced by a whole factor to about that size, which costs a third as much.
+    ``image`` is the full decode, or one already reduced by ``block_factor(width, height)`` (a
+    pass-through JPEG's DCT-scaled decode). Luma statistics, entropy and percentiles come from the
+    histogram of the analysis copy, colourfulness from the block means at half the analysis scale;
+    every step works on a few thousand values, so the cost does not depend on the image's size.
     """
-    grey_image = analysis_copy(image if image.mode == "L" else image.convert("L"))
+    factor = block_factor(width, height)
+    if factor > 1 and image.size == (width, height):
+        image = image.reduce(factor)
+    grey_image = image if image.mode == "L" else image.convert("L")
+    grey_width, grey_height = grey_image.size
+    scale = ANALYSIS_SIDE / max(grey_width, grey_height)
+    if scale < 1:  # Box filter to the analysis size; the shorter side keeps at least 8 pixels.
+        size = (
+            max(min(grey_width, 8), round(grey_width * scale)),
+            max(min(grey_height, 8), round(grey_height * scale)),
+        )
+        grey_image = grey_image.resize(size, Image.Resampling.BOX)
     grey8 = np.asarray(grey_image)
     histogram = np.bincount(grey8.ravel(), minlength=256)
     count = grey8.size
-    share = histogram[histogram > 0] / count
-    cumulative = np.cumsum(histogram)
+    mean = float(histogram @ _LEVELS) / count
+    variance = max(0.0, float(histogram @ _SQUARES) / count - mean * mean)
+    highlights, shadows = np.searchsorted(np.cumsum(histogram), (0.99 * count, 0.05 * count)).tolist()
     grey = grey8.astype(np.float64)
-    mean, variance = _mean_var(grey)
     sharpness = 0.0
     if min(grey.shape) >= 3 and variance >= 0.25:
-        laplacian = grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:] - 4 * grey[1:-1, 1:-1]
+        laplacian = grey[:-2, 1:-1] + grey[2:, 1:-1]
+        laplacian += grey[1:-1, :-2]
+        laplacian += grey[1:-1, 2:]
+        laplacian -= 4 * grey[1:-1, 1:-1]
         sharpness = _mean_var(laplacian)[1] / variance
     colourfulness = 0.0
     if image.mode == "RGB":
-        factor = -(-max(image.size) // ANALYSIS_SIDE)
-        rgb = np.asarray(image.reduce(factor) if factor > 1 else image, dtype=np.float64).reshape(-1, 3)
-        red, green, blue = rgb[:, 0], rgb[:, 1], rgb[:, 2]
+        if max(image.size) > ANALYSIS_SIDE // 2:  # A global statistic: half the analysis scale will do.
+            image = image.reduce(2)
+        red, green, blue = np.asarray(image).reshape(-1, 3).T.astype(np.float64)
+        # Hasler and Suesstrunk: the spread and the mean of rg = R - G and yb = (R + G) / 2 - B.
         (rg_mean, rg_var), (yb_mean, yb_var) = _mean_var(red - green), _mean_var(0.5 * (red + green) - blue)
         colourfulness = math.sqrt(rg_var + yb_var) + 0.3 * math.hypot(rg_mean, yb_mean)
     return PixelProperties(
@@ -156,17 +170,17 @@ def measure(image: Image.Image, *, width: int, height: int) -> PixelProperties:
         contrast=math.sqrt(variance) / 255.0,
         sharpness=sharpness,
         colourfulness=colourfulness,
-        entropy=max(0.0, float(-(share * np.log2(share)).sum())),
+        entropy=max(0.0, math.log2(count) - float(_C_LOG_C[histogram].sum()) / count),
         aspect_ratio=width / height,
-        phash=phash(grey) if variance >= _FLAT * _FLAT else None,
-        highlights=int(np.searchsorted(cumulative, 0.99 * count)) / 255.0,
-        shadows=int(np.searchsorted(cumulative, 0.05 * count)) / 255.0,
+        phash=_phash(grey) if variance >= _FLAT * _FLAT and min(grey.shape) >= 2 else None,
+        highlights=highlights / 255.0,
+        shadows=shadows / 255.0,
     )
 
 
 def _mean_var(values: np.ndarray) -> tuple[float, float]:
-    """Mean and variance of a float64 array through one sum and one dot product (numpy's own
-    mean/var/std cost 10-25 us each on the few thousand values measured here)."""
+    """Mean and variance through one sum and one dot product (numpy's own mean, var and std cost
+    10-25 us each on the few thousand values measured here)."""
     flat = values.ravel()
     mean = float(flat.sum()) / flat.size
     return mean, max(0.0, float(np.dot(flat, flat)) / flat.size - mean * mean)
@@ -182,6 +196,10 @@ def phash(grey: Image.Image | np.ndarray) -> str | None:
     pixels = np.asarray(grey.convert("L") if isinstance(grey, Image.Image) else grey, dtype=np.float64)
     if min(pixels.shape) < 2 or _mean_var(pixels)[1] < _FLAT * _FLAT:
         return None  # Every bit would be rounding noise.
+    return _phash(pixels)
+
+
+def _phash(pixels: np.ndarray) -> str:
     height, width = pixels.shape
     low = (_dct_rows(height) @ pixels @ _dct_rows(width).T).ravel()
     middle = np.sort(low)
