@@ -16,8 +16,10 @@ setup(
         "dill",
         "keras-tuner==1.3.5",
         "tflite-support==0.4.4",
+        "defusedxml",  # Annotation XML (Pascal VOC) is untrusted input.
         "pillow",
         "pyarrow",
+        "pycocotools",  # COCO instances JSON (detection annotations).
         "pyyaml",
         "scikit-learn",
     ],
