@@ -43,7 +43,10 @@ def cmd_sample_data(args) -> int:
     from pipelines.sample_data import write_sample_data
 
     written = write_sample_data(args.out_dir, kind=args.kind, count=args.count, seed=args.seed)
-    print(f"Wrote {written} {args.kind} images in class folders under {os.path.abspath(args.out_dir)}")
+    layout = "with a COCO annotations.json" if args.kind == "scenes" else "in class folders"
+    print(f"Wrote {written} {args.kind} images {layout} under {os.path.abspath(args.out_dir)}")
+    if args.kind == "scenes":
+        print("Ingest them for object detection with a config saying `task: detection`.")
     return 0
 
 
@@ -60,6 +63,13 @@ def cmd_ingest(args) -> int:
     for reason, count in summary["by_reason"].items():
         print(f"  {reason}: {count}")
     print(f"Splits: {json.dumps(summary['by_split'])}")
+    objects = summary.get("objects")
+    if objects:
+        print(
+            f"Boxes: {objects['boxes']} ({json.dumps(objects['by_class'])}) on "
+            f"{objects['images_with_boxes']} images, {objects['negatives']} images without objects; "
+            f"box issues: {json.dumps(objects['box_issues'])} (catalog column box_issues)"
+        )
     print(f"Examples: {os.path.join(out, 'examples')}/Split-*/")
     print(f"Catalog:  {os.path.join(out, 'catalog.parquet')}")
     print(f"Summary:  {os.path.join(out, 'summary.json')}")
@@ -274,7 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample-data", help="write a labelled sample image folder")
     p.add_argument("out_dir")
-    p.add_argument("--kind", choices=["shapes", "digits"], default="shapes")
+    p.add_argument(
+        "--kind",
+        choices=["shapes", "digits", "scenes"],
+        default="shapes",
+        help="shapes, digits: class folders; scenes: object detection scenes with COCO boxes",
+    )
     p.add_argument("--count", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_sample_data)
