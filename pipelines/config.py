@@ -44,6 +44,32 @@ class InputConfig:
             raise ConfigError(f"{where}.span: must be non-negative, got {self.span}")
 
 
+TASKS = ("classification", "detection")  # components/image_example_gen/spec.TASKS
+
+
+@dataclasses.dataclass
+class AnnotationsConfig:
+    """Detection's box annotations (components/image_example_gen/annotations.AnnotationOptions)."""
+
+    format: str  # auto | coco | voc | yolo
+    path: str | None  # Annotation file or folder (relative to the image root); null = the usual places.
+    orientation: str  # displayed (drawn on the image as shown, after Exif rotation) | stored.
+    clip_tolerance: float  # Fraction of a side (at least 1 px) a box may overshoot and be clipped.
+    min_size: float  # Pixels: narrower or lower boxes are dropped.
+    duplicate_iou: float  # Same-class boxes overlapping at least this IoU: the later one is dropped.
+
+    def validate(self, where: str) -> None:
+        try:
+            self.to_options()
+        except ValueError as e:
+            raise ConfigError(f"{where}.{str(e).removeprefix('annotations.')}") from None
+
+    def to_options(self):
+        from components.image_example_gen.annotations import AnnotationOptions
+
+        return AnnotationOptions(**dataclasses.asdict(self))
+
+
 @dataclasses.dataclass
 class IngestConfig:
     channels: int
@@ -56,6 +82,10 @@ class IngestConfig:
     gzip_level: int
     pixel_properties: bool  # Brightness, contrast, sharpness, ... and a pHash of every image.
     flags: dict[str, float]  # Flag -> threshold (components/image_example_gen/pixels.FlagThresholds).
+    annotations: AnnotationsConfig  # Detection only.
+    # The run's task (the top-level ``task``), set by Config when it is built: ingestion depends on
+    # it. A class attribute, not a field: it is not a key of the ingest section.
+    task = "classification"
 
     def validate(self, where: str) -> None:
         if self.channels not in (1, 3):
@@ -111,6 +141,8 @@ class IngestConfig:
             splits=tuple(self.splits.items()),
             gzip_level=self.gzip_level,
             flags=self.flag_thresholds(),
+            task=self.task,
+            annotations=self.annotations.to_options(),
         )
 
 
@@ -249,6 +281,7 @@ class BeamConfig:
 class Config:
     pipeline_name: str
     enable_cache: bool
+    task: str  # classification | detection: what the examples hold (labels or boxes).
     input: InputConfig
     ingest: IngestConfig
     validation: ValidationConfig
@@ -263,6 +296,9 @@ class Config:
     def validate(self, where: str) -> None:
         if not self.pipeline_name or not self.pipeline_name.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(f"pipeline_name: letters, digits, - and _ only, got {self.pipeline_name!r}")
+        if self.task not in TASKS:
+            raise ConfigError(f"task: one of {', '.join(TASKS)}, got {self.task!r}")
+        self.ingest.task = self.task
 
 
 def load_config(path: str | None = None, overrides: dict[str, Any] | None = None) -> Config:

@@ -57,6 +57,7 @@ class Candidate:
     reason: str | None = None  # Set when the candidate is rejected before it is read.
     detail: str = ""
     split: str | None = None  # From a manifest's split column; None = assigned by content hash.
+    annotation: Any = None  # Detection: the image's annotations.ImageAnnotation (tasks.py).
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,14 +35,11 @@ from apache_beam.io.tfrecordio import _TFRecordUtil
 
 from components.image_example_gen import pixels as pixels_lib
 from components.image_example_gen import spec
+from components.image_example_gen import tasks as tasks_lib
+from components.image_example_gen.annotations import AnnotationOptions
 from components.image_example_gen.discovery import Candidate, Discovery, is_uri
 from components.image_example_gen.imaging import ImageOptions, Rejected, inspect_image
-from components.image_example_gen.records import (
-    assign_split,
-    catalog_row,
-    catalog_schema,
-    encode_example,
-)
+from components.image_example_gen.records import assign_split, catalog_row, catalog_schema, encode_example
 
 _CATALOG = "catalog"
 
@@ -61,8 +58,14 @@ class IngestOptions:
     gzip_level: int = 0
     # When images are flagged (with image.pixel_properties).
     flags: pixels_lib.FlagThresholds = pixels_lib.FlagThresholds()
+    # classification (a label per image) or detection (boxes from annotations): tasks.py.
+    task: str = "classification"
+    # Where detection's annotations are and how they are checked (unused for classification).
+    annotations: AnnotationOptions = AnnotationOptions()
 
     def __post_init__(self):
+        if self.task not in spec.TASKS:
+            raise ValueError(f"task must be one of {', '.join(spec.TASKS)}, got {self.task!r}")
         names = [name for name, _ in self.splits]
         if not names or len(set(names)) != len(names):
             raise ValueError(f"split names must be unique and non-empty, got {names}")
@@ -85,7 +88,14 @@ class IngestOptions:
         image = ImageOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in image.items()})
         splits = tuple((str(name), int(weight)) for name, weight in raw.get("splits", spec.DEFAULT_SPLITS))
         flags = pixels_lib.FlagThresholds(**raw.get("flags", {}))
-        return cls(image=image, splits=splits, gzip_level=int(raw.get("gzip_level", 0)), flags=flags)
+        return cls(
+            image=image,
+            splits=splits,
+            gzip_level=int(raw.get("gzip_level", 0)),
+            flags=flags,
+            task=raw.get("task", "classification"),
+            annotations=AnnotationOptions(**raw.get("annotations", {})),
+        )
 
 
 class _GzipWriter:
@@ -217,6 +227,7 @@ class _InspectAndEncode(_IngestDoFn):
         super().__init__(root, schema, span)
         self._options = options
         self._index = {label: i for i, label in enumerate(vocabulary)}
+        self._task = tasks_lib.task_for(options)
 
     def process(self, element):
         sha, candidate, byte_size, split = element
@@ -239,11 +250,10 @@ class _InspectAndEncode(_IngestDoFn):
                 candidate, rejected.reason, rejected.detail, sha256=sha, byte_size=byte_size
             )
             return
-        label_index = self._index[candidate.label]
+        targets, target_columns = self._task.targets(candidate, image, self._index)
         example = encode_example(
             image,
-            label=candidate.label,
-            label_index=label_index,
+            targets=targets,
             path=candidate.path,
             sha256=sha,
             byte_size=byte_size,
@@ -264,8 +274,6 @@ class _InspectAndEncode(_IngestDoFn):
                 status=spec.INGESTED,
                 split=split,
                 span=self._span,
-                label=candidate.label,
-                label_index=label_index,
                 sha256=sha,
                 byte_size=byte_size,
                 width=image.width,
@@ -275,6 +283,7 @@ class _InspectAndEncode(_IngestDoFn):
                 original_format=image.original_format,
                 transcoded=image.transcoded,
                 **metadata,
+                **target_columns,
                 **dict(candidate.extras),
             ),
         )
@@ -314,8 +323,9 @@ def write_ingestion(
     """Adds the ingestion to ``pipeline``; outputs appear when the pipeline runs.
 
     Writes ``examples_dir/Split-<name>/data_tfrecord-*.gz`` and ``catalog_dir/catalog.parquet``.
+    ``discovery`` is the task's (``prepare_inputs``), as ``ingest`` passes it.
     """
-    schema = catalog_schema(discovery.extra_columns)
+    schema = catalog_schema(discovery.extra_columns, tasks_lib.task_for(options).catalog_fields())
     candidates = [_check_split(c, options.split_names) for c in discovery.candidates]
     early = [c for c in candidates if c.reason is not None]
     readable = [c for c in candidates if c.reason is None]
@@ -436,7 +446,11 @@ def summarize(
         ),
         "by_label": dict(
             sorted(
-                collections.Counter(r[spec.LABEL] for r in rows if r[spec.STATUS] == spec.INGESTED).items()
+                collections.Counter(
+                    r[spec.LABEL]
+                    for r in rows
+                    if r[spec.STATUS] == spec.INGESTED and r[spec.LABEL] is not None
+                ).items()
             )
         ),
     }
@@ -448,6 +462,21 @@ def summarize(
     with tf.io.gfile.GFile(os.path.join(catalog_dir, spec.SUMMARY_FILE), "w") as f:
         f.write(json.dumps(summary, indent=2, sort_keys=True))
     return summary
+
+
+def read_input(root: str, path: str) -> bytes:
+    """An input file's bytes: ``path`` relative to ``root`` (or absolute), local or any URI."""
+    full = path if path.startswith("/") or is_uri(path) else os.path.join(root, path)
+    if is_uri(full):
+        with tf.io.gfile.GFile(full, "rb") as f:
+            return f.read()
+    with open(full, "rb") as f:
+        return f.read()
+
+
+def prepare_inputs(discovery: Discovery, options: IngestOptions) -> Discovery:
+    """The inputs as the task sees them: detection reads the annotations and pairs them with images."""
+    return tasks_lib.task_for(options).prepare(discovery, lambda path: read_input(discovery.root, path))
 
 
 def ingest(
@@ -464,6 +493,8 @@ def ingest(
     ``make_pipeline`` builds the Beam pipeline (a TFX executor passes its own, configured from the
     pipeline's beam arguments); by default a DirectRunner pipeline.
     """
+    task = tasks_lib.task_for(options)
+    discovery = prepare_inputs(discovery, options)
     pipeline = make_pipeline() if make_pipeline else beam.Pipeline()
     with pipeline as p:
         write_ingestion(p, discovery, options, span=span, examples_dir=examples_dir, catalog_dir=catalog_dir)
@@ -472,8 +503,11 @@ def ingest(
         tf.io.gfile.makedirs(os.path.join(examples_dir, f"Split-{split}"))
     write_labels(discovery.labels, examples_dir, catalog_dir)
     flagged = flag_catalog(catalog_dir, options)
-    return summarize(
-        catalog_dir,
-        expected=len(discovery.candidates),
-        extra={"span": span, "root": discovery.root, "labels": discovery.labels, "pixels": flagged},
-    )
+    extra = {"span": span, "root": discovery.root, "labels": discovery.labels, "pixels": flagged}
+    extra["task"] = task.name
+    fields = [name for name, _ in task.catalog_fields()]
+    if fields:
+        with tf.io.gfile.GFile(os.path.join(catalog_dir, spec.CATALOG_FILE), "rb") as f:
+            rows = pq.read_table(pa.BufferReader(f.read()), columns=[spec.STATUS, *fields]).to_pylist()
+        extra.update(task.summary(rows))
+    return summarize(catalog_dir, expected=len(discovery.candidates), extra=extra)

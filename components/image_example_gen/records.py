@@ -54,21 +54,44 @@ def _float(*values: float) -> tf.train.Feature:
     return tf.train.Feature(float_list=tf.train.FloatList(value=values))
 
 
+def label_features(label: str, label_index: int) -> dict[str, tf.train.Feature]:
+    """Classification's targets: the class name and its line in labels.txt."""
+    return {spec.LABEL: _bytes(label), spec.LABEL_INDEX: _int(label_index)}
+
+
+def box_features(boxes: Iterable[Any], index: dict[str, int]) -> dict[str, tf.train.Feature]:
+    """Detection's targets, as the TF Object Detection API writes them: one value per box in each list.
+
+    ``boxes`` have xmin, ymin, xmax, ymax (normalised to [0, 1]) and category; ``index`` maps a
+    category to its 0-based line in labels.txt. No boxes (a negative) gives empty lists.
+    """
+    boxes = list(boxes)
+    return {
+        spec.OBJECT_XMIN: _float(*(b.xmin for b in boxes)),
+        spec.OBJECT_YMIN: _float(*(b.ymin for b in boxes)),
+        spec.OBJECT_XMAX: _float(*(b.xmax for b in boxes)),
+        spec.OBJECT_YMAX: _float(*(b.ymax for b in boxes)),
+        spec.OBJECT_LABEL: _int(*(index[b.category] for b in boxes)),
+        spec.OBJECT_TEXT: _bytes(*(b.category for b in boxes)),
+    }
+
+
 def encode_example(
     image: InspectedImage,
     *,
-    label: str,
-    label_index: int,
+    targets: dict[str, tf.train.Feature],
     path: str,
     sha256: str,
     byte_size: int,
     extras: Iterable[tuple[str, Any]] = (),
 ) -> tf.train.Example:
-    """Builds the documented example (schemas/README.md); absent Exif fields are left out."""
+    """Builds the documented example (schemas/README.md); absent Exif fields are left out.
+
+    ``targets`` are the task's features: ``label_features`` or ``box_features``.
+    """
     features = {
         spec.IMAGE: _bytes(image.encoded),
-        spec.LABEL: _bytes(label),
-        spec.LABEL_INDEX: _int(label_index),
+        **targets,
         spec.WIDTH: _int(image.width),
         spec.HEIGHT: _int(image.height),
         spec.CHANNELS: _int(image.channels),
@@ -98,8 +121,13 @@ def encode_example(
     return tf.train.Example(features=tf.train.Features(feature=features))
 
 
-def catalog_schema(extra_columns: dict[str, str]) -> pa.Schema:
-    """The catalog table: one row per input file, whatever happened to it."""
+def catalog_schema(
+    extra_columns: dict[str, str], task_fields: Iterable[tuple[str, pa.DataType]] = ()
+) -> pa.Schema:
+    """The catalog table: one row per input file, whatever happened to it.
+
+    ``task_fields``: the task's own columns (detection: box_count, box_classes, box_issues).
+    """
     fields = [
         (spec.PATH, pa.string()),
         (spec.STATUS, pa.string()),
@@ -131,6 +159,7 @@ def catalog_schema(extra_columns: dict[str, str]) -> pa.Schema:
         (spec.NEAR_DUPLICATE_OF, pa.string()),
         (spec.NEAR_DUPLICATE_DISTANCE, pa.int64()),
         (spec.FLAG_REASONS, pa.string()),
+        *task_fields,
     ]
     arrow_types = {"int": pa.int64(), "float": pa.float64(), "str": pa.string()}
     fields += [(name, arrow_types[kind]) for name, kind in extra_columns.items()]

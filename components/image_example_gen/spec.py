@@ -49,6 +49,18 @@ ASPECT_RATIO = "aspect_ratio"
 PHASH = "phash"
 PIXEL_PROPERTIES = (BRIGHTNESS, CONTRAST, SHARPNESS, COLOURFULNESS, ENTROPY, ASPECT_RATIO)
 
+# Object detection (task: detection): the TF Object Detection API's tf.Example keys. Boxes are
+# normalised to [0, 1] of the stored image; class/label is 0-based, the line of labels.txt.
+OBJECT_XMIN = "image/object/bbox/xmin"
+OBJECT_YMIN = "image/object/bbox/ymin"
+OBJECT_XMAX = "image/object/bbox/xmax"
+OBJECT_YMAX = "image/object/bbox/ymax"
+OBJECT_LABEL = "image/object/class/label"
+OBJECT_TEXT = "image/object/class/text"
+OBJECT_FEATURES = (OBJECT_XMIN, OBJECT_YMIN, OBJECT_XMAX, OBJECT_YMAX, OBJECT_LABEL, OBJECT_TEXT)
+
+TASKS = ("classification", "detection")
+
 BUILTIN_FEATURES = (
     IMAGE,
     LABEL,
@@ -94,6 +106,13 @@ NEAR_DUPLICATE_DISTANCE = "near_duplicate_distance"
 FLAG_REASONS = "flag_reasons"  # "dark: ...; blurry: ..." for every flag set, near duplicates too.
 FLAG_COLUMNS = (*FLAGS, NEAR_DUPLICATE_OF, NEAR_DUPLICATE_DISTANCE, FLAG_REASONS)
 
+# Detection catalog columns: kept boxes, their classes (one per box, in example order) and the
+# problems with the image's annotations ("reason: detail", one per dropped or repaired box).
+BOX_COUNT = "box_count"
+BOX_CLASSES = "box_classes"
+BOX_ISSUES = "box_issues"
+DETECTION_COLUMNS = (BOX_COUNT, BOX_CLASSES, BOX_ISSUES)
+
 # Status values: every input file ends in exactly one of them.
 INGESTED = "ingested"
 QUARANTINED = "quarantined"
@@ -116,6 +135,21 @@ MISSING_LABEL = "missing_label"
 BAD_MANIFEST_ROW = "bad_manifest_row"
 FILE_CHANGED = "file_changed_during_ingestion"
 UNKNOWN_SPLIT = "unknown_split"
+# Detection: inputs that are not ingestible images with annotations.
+MALFORMED_ANNOTATIONS = "malformed_annotations"  # An annotation file (or entry) that does not parse.
+ANNOTATION_WITHOUT_IMAGE = "annotation_without_image"  # Annotations of an image that is not there.
+UNANNOTATED_IMAGE = "unannotated_image"  # COCO/VOC: an image no annotation file covers.
+
+# Detection: box issues (catalog box_issues, summary objects.box_issues). The image keeps its other
+# boxes; a clipped box is kept (repaired), the others are dropped.
+BOX_CLIPPED = "box_clipped"
+BOX_OUTSIDE_IMAGE = "box_outside_image"
+DEGENERATE_BOX = "degenerate_box"
+DUPLICATE_BOX = "duplicate_box"
+UNKNOWN_CATEGORY = "unknown_category"
+BAD_ANNOTATION = "bad_annotation"
+CROWD_REGION = "crowd_region"
+SIZE_MISMATCH = "size_mismatch"  # Kept: the declared size differs (a hint of the wrong orientation).
 
 DEFAULT_SPLITS = (("train", 80), ("eval", 10), ("test", 10))
 
