@@ -471,3 +471,57 @@ def test_config_task_reaches_the_ingest_options_and_bad_annotation_settings_name
     path.write_text("task: segmentation\n")
     with pytest.raises(ConfigError, match=r"task: one of classification, detection"):
         load_config(str(path))
+
+
+def test_yolo_and_voc_problems_end_up_in_the_catalog_and_images_keep_their_good_boxes(tmp_path):
+    root = tmp_path / "yolo"
+    image = encode(Image.new("RGB", (40, 20), (30, 30, 30)), "PNG")
+    write(root / "images" / "a.png", image)
+    write(root / "labels" / "a.txt", b"0 0.5 0.5 0.5 0.5\n0 0.5 0.5 0.5\n3 0.5 0.5 0.1 0.1\n")
+    write(root / "images" / "negative.png", encode(Image.new("RGB", (40, 20), (60, 30, 30)), "PNG"))
+    write(root / "labels" / "orphan.txt", b"0 0.5 0.5 0.5 0.5\n")
+    write(root / "classes.txt", b"cat\ndog\n")
+    out = tmp_path / "out"
+    summary = ingest(
+        discover(str(root)), detection_options(), span=0, examples_dir=str(out / "e"), catalog_dir=str(out)
+    )
+    catalog = {r["path"]: r for r in pq.read_table(str(out / spec.CATALOG_FILE)).to_pylist()}
+    assert sorted(catalog) == ["images/a.png", "images/negative.png", "labels/orphan.txt"]
+    assert catalog["images/a.png"][spec.BOX_CLASSES] == ["cat"]
+    assert [i.split(":")[0] for i in catalog["images/a.png"][spec.BOX_ISSUES]] == [
+        spec.BAD_ANNOTATION,
+        spec.UNKNOWN_CATEGORY,
+    ]
+    assert catalog["images/negative.png"][spec.BOX_COUNT] == 0
+    assert catalog["labels/orphan.txt"]["reason"] == spec.ANNOTATION_WITHOUT_IMAGE
+    assert summary["objects"]["negatives"] == 1 and summary["objects"]["boxes"] == 1
+    assert summary["objects"]["box_issues"] == {spec.BAD_ANNOTATION: 1, spec.UNKNOWN_CATEGORY: 1}
+    box = read_examples(str(out / "e"))["images/a.png"]
+    assert [box[f"image/object/bbox/{k}"].float_list.value[0] for k in ("xmin", "ymin", "xmax", "ymax")] == [
+        0.25,
+        0.25,
+        0.75,
+        0.75,
+    ]
+
+
+def test_a_broken_coco_file_leaves_every_image_unannotated_rather_than_negative(tmp_path):
+    from components.image_example_gen.ingest import prepare_inputs
+
+    root = tmp_path / "coco"
+    write(root / "a.jpg", b"x")
+    write(root / "annotations.json", b'{"images": [')
+    write(root / "Annotations" / "bomb.xml", BOMB)  # Not read: COCO comes first in auto detection.
+    prepared = prepare_inputs(discover(str(root)), detection_options())
+    rows = {c.path: c.reason for c in prepared.candidates}
+    assert rows == {
+        "a.jpg": spec.UNANNOTATED_IMAGE,
+        "annotations.json": spec.MALFORMED_ANNOTATIONS,  # The file's own catalog row.
+        "Annotations/bomb.xml": None,  # An input file like any other (quarantined when read).
+    }
+    voc = prepare_inputs(discover(str(root)), detection_options(format="voc"))
+    assert {c.path: c.reason for c in voc.candidates} == {
+        "a.jpg": spec.UNANNOTATED_IMAGE,
+        "annotations.json": None,
+        "Annotations/bomb.xml": spec.MALFORMED_ANNOTATIONS,
+    }
