@@ -17,7 +17,16 @@ import os
 
 import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
-from tfx import v1 as tfx
+
+# Not `tfx.v1`: it imports the Google Cloud AI Platform extension (about 5 s per process).
+from tfx.components.example_validator.component import ExampleValidator
+from tfx.components.schema_gen.component import SchemaGen
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.components.statistics_gen.component import StatisticsGen
+from tfx.components.trainer.component import Trainer
+from tfx.orchestration import metadata as tfx_metadata
+from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.proto import trainer_pb2
 
 import schemas
 from components.data_checks.component import DataChecks, DataGate
@@ -150,8 +159,8 @@ def model_components(
             tuner_fn=f"{TRAINER_MODULE}.tuner_fn",
             examples=examples,
             schema=schema_gen.outputs["schema"],
-            train_args=tfx.proto.TrainArgs(splits=["train"]),
-            eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+            train_args=trainer_pb2.TrainArgs(splits=["train"]),
+            eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
             custom_config=custom_config,
         ).with_id(TUNER)
         if model_config is not None:  # The Tuner's constructor only takes a dict; the spec takes both.
@@ -162,14 +171,14 @@ def model_components(
     served = ServedModel(
         examples=examples, base_directory=serving_dir, model_name=config.serving.model_name
     ).with_id(SERVED_MODEL)
-    trainer = tfx.components.Trainer(
+    trainer = Trainer(
         run_fn=f"{TRAINER_MODULE}.run_fn",
         examples=examples,
         schema=schema_gen.outputs["schema"],
         hyperparameters=hyperparameters,
         base_model=served.outputs["model"] if config.training.warm_start else None,
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        train_args=trainer_pb2.TrainArgs(splits=["train"]),
+        eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
         custom_config=custom_config if model_config is None else model_config,
     ).with_id(TRAINER)
     trainer.add_upstream_node(gate)
@@ -246,18 +255,18 @@ def create_components(
         options=config.ingest.to_options(),
         input_fingerprint=fingerprint.value,
     ).with_id(EXAMPLE_GEN)
-    statistics_gen = tfx.components.StatisticsGen(
+    statistics_gen = StatisticsGen(
         examples=example_gen.outputs["examples"],
         stats_options=tfdv.StatsOptions(enable_semantic_domain_stats=True),
     ).with_id(STATISTICS_GEN)
     imported = schema_path(config, kubeflow=runtime is not None)
     if imported:
-        schema_gen = tfx.components.ImportSchemaGen(schema_file=imported).with_id(SCHEMA_GEN)
+        schema_gen = ImportSchemaGen(schema_file=imported).with_id(SCHEMA_GEN)
     else:
-        schema_gen = tfx.components.SchemaGen(
+        schema_gen = SchemaGen(
             statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
         ).with_id(SCHEMA_GEN)
-    example_validator = tfx.components.ExampleValidator(
+    example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"],
     ).with_id(EXAMPLE_VALIDATOR)
@@ -312,7 +321,7 @@ def create_pipeline(
     metadata_path: str | None = None,
     push_root: str | None = None,
     runtime=None,
-) -> tfx.dsl.Pipeline:
+) -> tfx_pipeline.Pipeline:
     """Builds the cvpipe pipeline from a validated config.
 
     ``pipeline_root`` and ``push_root`` are any filesystem URIs TensorFlow knows (a local path,
@@ -323,10 +332,8 @@ def create_pipeline(
     (kubeflow.RuntimeParameters) makes input, span, model settings and a drift baseline runtime
     parameters, for the Kubeflow compiler.
     """
-    metadata = (
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path) if metadata_path else None
-    )
-    return tfx.dsl.Pipeline(
+    metadata = tfx_metadata.sqlite_metadata_connection_config(metadata_path) if metadata_path else None
+    return tfx_pipeline.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,
         components=create_components(

@@ -16,7 +16,7 @@ import os
 
 import tensorflow as tf
 from absl import logging
-from tfx import v1 as tfx
+from tfx.components.tuner.component import TunerFnResult
 
 from components.image_example_gen import spec as example_spec
 from components.image_model import data
@@ -65,7 +65,7 @@ def settings(fn_args) -> ModuleConfig:
     return ModuleConfig.from_dict(fn_args.custom_config)
 
 
-def tuner_fn(fn_args) -> tfx.components.TunerFnResult:
+def tuner_fn(fn_args) -> TunerFnResult:
     config = settings(fn_args)
     spec = TuneSpec(
         train_patterns=list(fn_args.train_files),
@@ -84,7 +84,7 @@ def tuner_fn(fn_args) -> tfx.components.TunerFnResult:
         cache=config.training.cache,
     )
     logging.info("cvpipe tuner: %s", spec)
-    return tfx.components.TunerFnResult(tuner=make_tuner(spec, overwrite=True), fit_kwargs=fit_kwargs(spec))
+    return TunerFnResult(tuner=make_tuner(spec, overwrite=True), fit_kwargs=fit_kwargs(spec))
 
 
 BACKUP_DIR = ".backup"

@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 import tensorflow as tf
-from tfx import v1 as tfx
+from tfx.components.tuner import component as tfx_tuner_component
 from tfx.components.tuner import executor as tfx_tuner
 from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils, standard_component_specs
@@ -63,7 +63,7 @@ class Executor(tfx_tuner.Executor):
             f.write(json.dumps(record, indent=2))
 
 
-class Tuner(tfx.components.Tuner):
+class Tuner(tfx_tuner_component.Tuner):
     """``tfx.components.Tuner`` (same arguments and outputs) with :class:`Executor`."""
 
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
