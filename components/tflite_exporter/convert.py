@@ -26,13 +26,15 @@ from components.image_model.model import ModelParams, build_model
 MODES = ("float32", "dynamic_range", "float16", "int8")
 
 
-def float_input_model(serving_dir: str) -> tf.keras.Model:
+def float_input_model(serving_dir: str, trained: tf.keras.Model | None = None) -> tf.keras.Model:
     """The trained network rebuilt with a float32 input (same layers, same weights).
 
     The exported model takes uint8; a float input lets the converter quantise the input tensor
-    itself (int8 with uint8 I/O) instead of keeping a float cast at the front.
+    itself (int8 with uint8 I/O) instead of keeping a float cast at the front. ``trained`` is the
+    SavedModel already loaded by the caller (loading it costs 2-3 s), else it is loaded here.
     """
-    trained = tf.keras.models.load_model(serving_dir, compile=False)
+    if trained is None:
+        trained = tf.keras.models.load_model(serving_dir, compile=False)
     params = ModelParams(**{**export.read_params(serving_dir), "input_dtype": "float32"})
     model = build_model(params)
     model.set_weights(trained.get_weights())

@@ -61,7 +61,7 @@ def export_variants(
     reference = tf.keras.models.load_model(serving_dir, compile=False)
     reference_top1 = np.argmax(reference.predict(eval_images, batch_size=256, verbose=0), axis=1)
     reference_accuracy = float(np.mean(reference_top1 == eval_labels))
-    network = convert.float_input_model(serving_dir)
+    network = convert.float_input_model(serving_dir, trained=reference)
     representative = convert.representative_sample(train_images, train_labels, representative_count)
 
     tf.io.gfile.makedirs(out_dir)
