@@ -82,15 +82,17 @@ def statistics_store(config: Config, pipeline_root: str) -> str:
 def schema_path(config: Config, kubeflow: bool = False) -> str | None:
     """The schema file the run imports, or None when the schema is inferred.
 
-    On Kubeflow the file is read inside the pipeline image: the default schema is the image's
-    copy, and any other path must be visible there (e.g. a /gcs/ mount).
+    ``default`` is the task's checked-in schema (``schemas.SCHEMAS``). On Kubeflow the file is read
+    inside the pipeline image: the default schema is the image's copy, and any other path must be
+    visible there (e.g. a /gcs/ mount).
     """
     schema = config.validation.schema
     if schema is None:
         return None
+    default = schemas.SCHEMAS[config.task]  # The checked-in schema of the task's examples.
     if kubeflow:
-        return f"{IMAGE_SOURCE_DIR}/schemas/schema.pbtxt" if schema == "default" else schema
-    path = schemas.DEFAULT_SCHEMA if schema == "default" else schema
+        return f"{IMAGE_SOURCE_DIR}/schemas/{os.path.basename(default)}" if schema == "default" else schema
+    path = default if schema == "default" else schema
     if not os.path.isfile(path):
         raise ConfigError(f"validation.schema: {path} does not exist")
     return os.path.abspath(path)
@@ -302,6 +304,13 @@ def create_components(
         report,
         gate,
     ]
+    if push_root and config.task == "detection":
+        # TODO(issue 12): the detector's Trainer, Tuner and Evaluator are wired separately; until
+        # then a detection pipeline is its data half (cvpipe run --validate-only).
+        raise ConfigError(
+            "task: detection training is not wired yet; `cvpipe run --validate-only` runs the data "
+            "half (ingestion, statistics, DataChecks, the report and the gate)"
+        )
     if push_root:
         components += model_components(
             config,

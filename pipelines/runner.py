@@ -21,7 +21,7 @@ from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 from components.data_checks.executor import DataGateError
 from components.data_checks.spec import GATE_MARKER
 from components.image_example_gen import discovery as discovery_lib
-from components.image_example_gen.ingest import ingest
+from components.image_example_gen.ingest import ingest, prepare_inputs
 from pipelines import beam_local, metadata
 from pipelines.config import Config, ConfigError
 from pipelines.metadata import latest_outputs
@@ -39,10 +39,22 @@ def resolve_input(config: Config) -> tuple[discovery_lib.Discovery, int]:
 def run_ingest(config: Config, output_dir: str, echo: Printer = print) -> dict:
     """The ingestion alone, on Beam: OUTPUT/examples/Split-*/, catalog.parquet, summary.json."""
     found, span = resolve_input(config)
-    echo(
-        f"Found {len(found.candidates)} input files under {found.root} (span {span}); "
-        f"labels: {', '.join(found.labels) or 'none'}"
-    )
+    options = config.ingest.to_options()
+    if options.task == "detection":  # The images and the annotations' classes, as ingestion pairs them.
+        inputs = prepare_inputs(found, options)
+        images = sum(1 for c in inputs.candidates if c.reason is None)
+        kept = {c.path for c in inputs.candidates}
+        annotations = sum(1 for c in found.candidates if c.path not in kept)
+        echo(
+            f"Found {len(found.candidates)} input files under {found.root} (span {span}): {images} images, "
+            f"{annotations} annotation file(s), {len(inputs.candidates) - images} to quarantine; "
+            f"classes: {', '.join(inputs.labels) or 'none'}"
+        )
+    else:
+        echo(
+            f"Found {len(found.candidates)} input files under {found.root} (span {span}); "
+            f"labels: {', '.join(found.labels) or 'none'}"
+        )
     args = beam_local.local_args(
         config.beam.args, file_count=len(found.candidates), in_process_below=config.beam.in_process_below
     )
@@ -50,7 +62,7 @@ def run_ingest(config: Config, output_dir: str, echo: Printer = print) -> dict:
     started = time.time()
     summary = ingest(
         found,
-        config.ingest.to_options(),
+        options,
         span=span,
         examples_dir=os.path.join(output_dir, "examples"),
         catalog_dir=output_dir,
