@@ -160,6 +160,13 @@ class ValidationConfig:
     drift_features: dict[str, str]  # Feature -> linf | js; empty = checks.DEFAULT_DRIFT_FEATURES.
     property_drift: float  # Jensen-Shannon threshold of brightness, contrast, sharpness, colourfulness.
     property_imbalance: float  # A class's share of pairs above (or below) the other classes (0.5-1).
+    # task: detection (components/data_checks/boxes.py).
+    min_box_count: int  # Train boxes per class.
+    max_box_imbalance: float  # Most / fewest train boxes of a class.
+    max_boxes_per_image: int  # More boxes on one image is an anomaly.
+    max_negative_share: float  # Share of a split's images without boxes.
+    box_skew: float  # Jensen-Shannon: eval/test box sizes, aspect ratios, boxes per image vs train's.
+    box_drift: float  # Jensen-Shannon: the same against the previous span's train split.
     severities: dict[str, str]  # Check -> error | warning.
     baseline_statistics: str | None  # Statistics artifact URI; null = the statistics store.
     thumbnails_per_class: int  # Report thumbnails per class (0 = none).
@@ -179,6 +186,14 @@ class ValidationConfig:
             raise ConfigError(f"{where}.property_drift: in (0, 1], got {self.property_drift}")
         if not 0.5 < self.property_imbalance <= 1:
             raise ConfigError(f"{where}.property_imbalance: in (0.5, 1], got {self.property_imbalance}")
+        if self.min_box_count < 0 or self.max_box_imbalance < 1 or self.max_boxes_per_image < 1:
+            raise ConfigError(
+                f"{where}: min_box_count must be >= 0, max_box_imbalance >= 1 and max_boxes_per_image >= 1"
+            )
+        if not 0 <= self.max_negative_share <= 1:
+            raise ConfigError(f"{where}.max_negative_share: 0-1, got {self.max_negative_share}")
+        if not 0 < self.box_skew <= 1 or not 0 < self.box_drift <= 1:
+            raise ConfigError(f"{where}: box_skew and box_drift must be in (0, 1]")
         for name, kind in self.drift_features.items():
             if kind not in (checks.LINF, checks.JS):
                 raise ConfigError(f"{where}.drift_features.{name}: linf or js, got {kind!r}")
@@ -204,6 +219,12 @@ class ValidationConfig:
             drift_features=tuple((self.drift_features or checks.DEFAULT_DRIFT_FEATURES).items()),
             property_drift=self.property_drift,
             property_imbalance=self.property_imbalance,
+            min_box_count=self.min_box_count,
+            max_box_imbalance=self.max_box_imbalance,
+            max_boxes_per_image=self.max_boxes_per_image,
+            max_negative_share=self.max_negative_share,
+            box_skew=self.box_skew,
+            box_drift=self.box_drift,
             severities=tuple({**checks.DEFAULT_SEVERITIES, **self.severities}.items()),
             gate=self.gate,
         )

@@ -36,6 +36,13 @@ LABEL_NOT_IN_TRAIN = "label_not_in_train"
 DRIFT = "drift"
 PROPERTY_DRIFT = "property_drift"
 PROPERTY_IMBALANCE = "property_imbalance"
+# Object detection (boxes.py): the label checks' questions asked of the boxes.
+MIN_BOX_COUNT = "min_box_count"
+BOX_CLASS_IMBALANCE = "box_class_imbalance"
+BOXES_PER_IMAGE = "boxes_per_image"
+NEGATIVE_SHARE = "negative_share"
+BOX_SPLIT_SKEW = "box_split_skew"
+BOX_DRIFT = "box_drift"
 TFDV = "tfdv"
 CHECKS = (
     QUARANTINE_RATE,
@@ -47,6 +54,12 @@ CHECKS = (
     DRIFT,
     PROPERTY_DRIFT,
     PROPERTY_IMBALANCE,
+    MIN_BOX_COUNT,
+    BOX_CLASS_IMBALANCE,
+    BOXES_PER_IMAGE,
+    NEGATIVE_SHARE,
+    BOX_SPLIT_SKEW,
+    BOX_DRIFT,
 )
 
 LINF = "linf"  # L-infinity distance between categorical distributions.
@@ -64,6 +77,12 @@ DEFAULT_SEVERITIES = {
     DRIFT: ERROR,
     PROPERTY_DRIFT: WARNING,
     PROPERTY_IMBALANCE: WARNING,
+    MIN_BOX_COUNT: ERROR,  # A class the detector cannot learn, as min_class_count.
+    BOX_CLASS_IMBALANCE: WARNING,
+    BOXES_PER_IMAGE: WARNING,
+    NEGATIVE_SHARE: WARNING,
+    BOX_SPLIT_SKEW: WARNING,
+    BOX_DRIFT: WARNING,  # As property_drift; the class mix drifting is `drift` (an error), as label's.
 }
 DEFAULT_DRIFT_FEATURES = {
     spec.LABEL: LINF,
@@ -98,6 +117,13 @@ class CheckOptions:
     drift_features: tuple[tuple[str, str], ...] = tuple(DEFAULT_DRIFT_FEATURES.items())
     property_drift: float = 0.1  # Jensen-Shannon threshold of COMPARED_PROPERTIES across spans.
     property_imbalance: float = 0.95  # A class above (or below) the rest in this share of pairs.
+    # Object detection (boxes.py).
+    min_box_count: int = 10  # Boxes per class in the train split.
+    max_box_imbalance: float = 10.0  # Most / fewest boxes of a class in the train split.
+    max_boxes_per_image: int = 100  # More boxes on one image than this is an anomaly.
+    max_negative_share: float = 0.5  # Share of a split's images without boxes.
+    box_skew: float = 0.1  # Jensen-Shannon: eval/test box sizes, aspect ratios, boxes per image vs train.
+    box_drift: float = 0.1  # Jensen-Shannon: the same against the previous span's train split.
     drift_split: str = "train"
     severities: tuple[tuple[str, str], ...] = tuple(DEFAULT_SEVERITIES.items())
     gate: str = "fail"  # fail: error anomalies stop the pipeline before training; warn: they do not.
@@ -135,12 +161,17 @@ class Anomaly:
 
 
 def catalog_checks(
-    rows: Iterable[dict[str, Any]], options: CheckOptions, labels: Iterable[str] = ()
+    rows: Iterable[dict[str, Any]],
+    options: CheckOptions,
+    labels: Iterable[str] = (),
+    by_label: bool = True,
 ) -> list[Anomaly]:
     """Quarantine rate, class counts and balance, leakage across splits, labels missing from train.
 
     ``rows`` are catalog rows (status, reason, split, label, sha256, path); ``labels`` the
     ingestion's vocabulary, so a class whose every image was quarantined still counts as present.
+    ``by_label=False`` (detection: no label per image; boxes.py asks the same of the boxes) leaves
+    out the checks of the label column.
     """
     rows = list(rows)
     found: list[Anomaly] = []
@@ -164,7 +195,7 @@ def catalog_checks(
     for r in ingested:
         by_split[r[spec.SPLIT]][r[spec.LABEL]] += 1
     train = by_split.get("train", collections.Counter())
-    vocabulary = sorted(set(labels) | {r[spec.LABEL] for r in ingested})
+    vocabulary = sorted(set(labels) | {r[spec.LABEL] for r in ingested}) if by_label else []
     for label in vocabulary:
         if train[label] < options.min_class_count:
             found.append(
@@ -176,7 +207,7 @@ def catalog_checks(
                     feature=spec.LABEL,
                 )
             )
-    present = {label: n for label, n in train.items() if n > 0}
+    present = {label: n for label, n in train.items() if n > 0} if by_label else {}
     if len(present) > 1:
         largest = max(present, key=lambda k: (present[k], k))
         smallest = min(present, key=lambda k: (present[k], k))
@@ -214,7 +245,7 @@ def catalog_checks(
                     feature=spec.SHA256,
                 )
             )
-        unseen = sorted(set(by_split[split]) - set(train))
+        unseen = sorted(set(by_split[split]) - set(train)) if by_label else []
         if unseen:
             found.append(
                 Anomaly(

@@ -29,12 +29,13 @@ class ChecksExecutor(base_executor.BaseExecutor):
         options = checks_lib.CheckOptions.from_dict(json.loads(exec_properties[spec.OPTIONS_KEY]))
         store = exec_properties.get(spec.STATISTICS_STORE_KEY) or ""
         baseline, baseline_span = exec_properties.get(spec.BASELINE_STATISTICS_KEY) or "", None
-        baseline_pixels = baseline_examples = ""
+        baseline_pixels = baseline_examples = baseline_boxes = ""
         if not baseline and store:  # A configured baseline wins; else the last span that passed.
             stored = store_lib.baseline_for(store, examples.span)
             if stored:
                 baseline, baseline_span = stored.uri, stored.span
                 baseline_pixels, baseline_examples = stored.pixels, stored.examples
+                baseline_boxes = stored.boxes
         catalog_uri = artifact_utils.get_single_uri(input_dict[spec.CATALOG_KEY])
         result = run_checks(
             catalog_uri=catalog_uri,
@@ -47,13 +48,21 @@ class ChecksExecutor(base_executor.BaseExecutor):
             baseline_span=baseline_span,
             baseline_pixels=baseline_pixels,
             baseline_examples=baseline_examples,
+            examples_uri=examples.uri,
+            baseline_boxes=baseline_boxes,
         )
         tf.io.gfile.makedirs(out.uri)
         with tf.io.gfile.GFile(os.path.join(out.uri, spec.CHECKS_FILE), "w") as f:
             json.dump(result, f, indent=2, sort_keys=True)
         if store:
             store_lib.publish(
-                store, examples.span, statistics_uri, result["verdict"], catalog_uri, examples.uri
+                store,
+                examples.span,
+                statistics_uri,
+                result["verdict"],
+                catalog_uri,
+                examples.uri,
+                boxes=result.get("objects", {}).get("splits"),
             )
         out.set_string_custom_property("verdict", result["verdict"])
         out.set_int_custom_property("blocks_training", int(result["blocks_training"]))

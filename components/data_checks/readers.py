@@ -20,7 +20,7 @@ from components.image_example_gen import spec
 CATALOG_COLUMNS = [
     spec.PATH, spec.STATUS, spec.REASON, spec.DETAIL, spec.SPLIT, spec.LABEL, spec.SHA256,
     spec.WIDTH, spec.HEIGHT, spec.FORMAT, spec.ORIGINAL_FORMAT, spec.DUPLICATE_OF,
-    *spec.PIXEL_PROPERTIES, spec.PHASH, *spec.FLAG_COLUMNS,
+    *spec.PIXEL_PROPERTIES, spec.PHASH, *spec.FLAG_COLUMNS, *spec.DETECTION_COLUMNS,
 ]  # fmt: skip
 # The columns of a span's pixel table in the statistics store (store.py).
 PIXEL_COLUMNS = [spec.PATH, spec.SPLIT, spec.LABEL, spec.SHA256, *spec.PIXEL_PROPERTIES, spec.PHASH]

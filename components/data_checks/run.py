@@ -11,9 +11,14 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
+from components import fileio
+from components.data_checks import boxes as boxes_lib
 from components.data_checks import checks as checks_lib
 from components.data_checks import readers
+
+DETECTION = "detection"  # summary.json's task (ImageExampleGen's tasks.py) whose checks are boxes.py's.
 
 
 def run_checks(
@@ -28,15 +33,20 @@ def run_checks(
     baseline_span: int | None = None,
     baseline_pixels: str = "",
     baseline_examples: str = "",
+    examples_uri: str = "",
+    baseline_boxes: str = "",
 ) -> dict:
     """Every check of one run; the dict written as checks.json.
 
     ``baseline_pixels`` is the baseline span's pixel table in the statistics store (store.py), for
-    near duplicates across spans; ``baseline_examples`` its examples, named for the report.
+    near duplicates across spans; ``baseline_examples`` its examples, named for the report. The
+    task is the ingestion's (summary.json): for detection the label checks are asked of the boxes,
+    read from ``examples_uri``, and compared with ``baseline_boxes`` (the store's boxes.json).
     """
     summary = readers.read_summary(catalog_uri)
     rows = readers.read_catalog(catalog_uri)
-    found = checks_lib.catalog_checks(rows, options, summary.get("labels", ()))
+    detection = summary.get("task") == DETECTION
+    found = checks_lib.catalog_checks(rows, options, summary.get("labels", ()), by_label=not detection)
     pixels = summary.get("pixels") or {}
     near_duplicates: dict = {"note": "no pixel properties in this span (ingest.pixel_properties: false)"}
     classes: list = []
@@ -52,8 +62,15 @@ def run_checks(
             near_duplicates["note"] = (
                 "no earlier span's pixel table: near duplicates compared across splits only"
             )
-        classes, apart = checks_lib.property_imbalance(rows, options)
+        # Detection has no class per image to set apart (its boxes' shapes are compared instead).
+        classes, apart = checks_lib.property_imbalance(rows, options) if not detection else ([], [])
         found += leaked + apart
+    objects = None
+    if detection:
+        objects, boxed = _box_checks(
+            rows, summary, options, examples_uri, baseline_boxes, baseline_span if baseline_boxes else None
+        )
+        found += boxed
     found += checks_lib.tfdv_anomalies(readers.read_schema_diffs(anomalies_uri))
     drift = {
         "baseline_statistics": baseline_statistics or None,
@@ -77,6 +94,10 @@ def run_checks(
                 )
     else:
         drift["note"] = "no previous span: drift not compared"
+    if objects and objects["drift"]:
+        drift["features"] = drift["features"] + objects["drift"]
+        drift.pop("note", None)
+        drift["baseline_span"] = baseline_span
     return {
         "span": span,
         "options": options.to_dict(),
@@ -85,5 +106,54 @@ def run_checks(
         "drift": drift,
         "near_duplicates": near_duplicates,
         "property_classes": classes,
+        **({"objects": objects} if objects is not None else {}),
         **checks_lib.decide(found, options.gate),
     }
+
+
+def _box_checks(
+    rows: list[dict],
+    summary: dict,
+    options: checks_lib.CheckOptions,
+    examples_uri: str,
+    baseline_boxes: str,
+    baseline_span: int | None,
+) -> tuple[dict, list[checks_lib.Anomaly]]:
+    """Detection's checks (boxes.py) and checks.json's ``objects``: each split's box distributions,
+    the previous span's, the comparisons, and the catalog's box issues."""
+    splits = sorted({r["split"] for r in rows if r["status"] == "ingested" and r["split"]})
+    images = boxes_lib.read_boxes(examples_uri, splits) if examples_uri else []
+    shape = boxes_lib.distributions(images, options.max_boxes_per_image)
+    found = boxes_lib.box_checks(shape, options, summary.get("labels", ()))
+    objects: dict = {
+        "splits": shape,
+        "skew": [
+            {**row, "split": split}
+            for split, d in shape.items()
+            if split != "train" and "train" in shape
+            for row in boxes_lib.compare_shapes(
+                d, shape["train"], options.box_skew, checks_lib.BOX_SPLIT_SKEW
+            )
+        ],
+        "drift": [],
+        "baseline_span": None,
+        "baseline": None,
+        "issues": boxes_lib.box_issues(rows),
+        "bins": {
+            "aspect": list(boxes_lib.ASPECT_LABELS),
+            "per_image": list(boxes_lib.COUNT_LABELS),
+            "sizes": list(boxes_lib.SIZES),
+        },
+    }
+    earlier = None
+    if baseline_boxes and fileio.exists(baseline_boxes):
+        with fileio.open(baseline_boxes) as f:
+            earlier = json.load(f)
+    split = options.drift_split
+    if earlier and split in earlier and split in shape:
+        objects["baseline"], objects["baseline_span"] = earlier, baseline_span
+        objects["drift"], drifted = boxes_lib.compare_box_spans(shape[split], earlier[split], options)
+        found += drifted
+    else:
+        objects["note"] = "no earlier span's boxes in the statistics store: box drift not compared"
+    return objects, found

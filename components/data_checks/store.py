@@ -3,6 +3,8 @@
     <store>/span-<N>/Split-<split>/FeatureStats.pb   a copy of span N's statistics
     <store>/span-<N>/pixels.parquet                  path, split, label, sha256, pixel properties
                                                      and pHash of each ingested image
+    <store>/span-<N>/boxes.json                      detection: each split's box distributions
+                                                     (boxes.distributions)
     <store>/span-<N>/span.json                       span, verdict, sources; written last
 
 DataChecks publishes the span it checked and reads the latest earlier span from here, so drift is
@@ -29,6 +31,7 @@ from components.image_example_gen import spec
 META_FILE = "span.json"
 STATS_FILE = "FeatureStats.pb"
 PIXELS_FILE = "pixels.parquet"
+BOXES_FILE = "boxes.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +41,7 @@ class StoredSpan:
     verdict: str
     pixels: str = ""  # The span's pixel table, when it has one.
     examples: str = ""  # The span's Examples artifact (the report's thumbnails of its images).
+    boxes: str = ""  # Detection: the span's box distributions (boxes.json), when it has them.
 
 
 def stored_spans(store: str) -> list[StoredSpan]:
@@ -56,8 +60,11 @@ def stored_spans(store: str) -> list[StoredSpan]:
             continue  # Being written, or not ours.
         uri = os.path.join(store, name)
         pixels = os.path.join(uri, PIXELS_FILE) if meta.get("pixels") else ""
+        boxes = os.path.join(uri, BOXES_FILE) if meta.get("boxes") else ""
         found.append(
-            StoredSpan(int(meta["span"]), uri, meta.get("verdict", ""), pixels, meta.get("examples", ""))
+            StoredSpan(
+                int(meta["span"]), uri, meta.get("verdict", ""), pixels, meta.get("examples", ""), boxes
+            )
         )
     return sorted(found, key=lambda s: s.span, reverse=True)
 
@@ -71,11 +78,18 @@ def baseline_for(store: str, span: int) -> StoredSpan | None:
 
 
 def publish(
-    store: str, span: int, statistics_uri: str, verdict: str, catalog_uri: str = "", examples_uri: str = ""
+    store: str,
+    span: int,
+    statistics_uri: str,
+    verdict: str,
+    catalog_uri: str = "",
+    examples_uri: str = "",
+    boxes: dict | None = None,
 ) -> str:
     """Copies the statistics artifact's splits to ``store/span-<span>``; the metadata goes last.
 
-    With ``catalog_uri``, the pixel table of the span's ingested images goes there too.
+    With ``catalog_uri``, the pixel table of the span's ingested images goes there too; with
+    ``boxes`` (detection), the box distributions per split.
     """
     target = os.path.join(store, f"span-{span}")
     tf.io.gfile.makedirs(target)
@@ -94,12 +108,19 @@ def publish(
         pq.write_table(pixels, buffer)
         with tf.io.gfile.GFile(os.path.join(target, PIXELS_FILE), "wb") as f:
             f.write(buffer.getvalue().to_pybytes())
+    boxes_path = os.path.join(target, BOXES_FILE)
+    if boxes:
+        with tf.io.gfile.GFile(boxes_path, "w") as f:
+            json.dump(boxes, f, indent=1, sort_keys=True)
+    elif tf.io.gfile.exists(boxes_path):
+        tf.io.gfile.remove(boxes_path)  # A re-ingested span without boxes.
     meta = {
         "span": span,
         "verdict": verdict,
         "statistics": statistics_uri,
         "examples": examples_uri,
         "pixels": pixels is not None,
+        "boxes": bool(boxes),
         "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     with tf.io.gfile.GFile(meta_path, "w") as f:

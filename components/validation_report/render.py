@@ -51,6 +51,10 @@ class ReportInputs:
     image_thumbnails: dict[str, str] = dataclasses.field(default_factory=dict)
     baseline_thumbnails: dict[str, str] = dataclasses.field(default_factory=dict)
     baseline_pixels: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # Previous span's.
+    # Object detection (objects.py): sample thumbnails per class with their boxes (None for a
+    # classification report, which shows the Classes section instead), and boxed images by path.
+    boxed_samples: dict[str, list[Any]] | None = None
+    boxed_images: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def thumbnail_uri(image_bytes: bytes, size: int = 64) -> str:
@@ -105,10 +109,11 @@ def scan_thumbnails(
     for split in splits:
         for file in sorted(fileio.glob(os.path.join(examples_uri, f"Split-{split}", "*"))):
             for example in tfrecords.read_examples(file, compression="GZIP"):
-                image, label, path = (
-                    _one_string(example, key, file) for key in (spec.IMAGE, spec.LABEL, spec.PATH)
-                )
-                label, path = label.decode("utf-8", "replace"), path.decode("utf-8", "replace")
+                # Only the class samples need a label (a detection example has none).
+                keys = (spec.IMAGE, spec.LABEL, spec.PATH) if per_class > 0 else (spec.IMAGE, spec.PATH)
+                image, *label, path = (_one_string(example, key, file) for key in keys)
+                label = label[0].decode("utf-8", "replace") if label else ""
+                path = path.decode("utf-8", "replace")
                 if path in missing:
                     by_path[path] = thumbnail_uri(image, size)
                     missing.discard(path)
@@ -382,11 +387,14 @@ def _drift(inputs: ReportInputs) -> str:
         return _section(
             "drift", "Drift against the previous span", f"<p>{_e(drift.get('note', 'not compared'))}</p>"
         )
+    source = drift.get("baseline_statistics")
     body = (
         f"<p>Split <code>{_e(inputs.checks.get('options', {}).get('drift_split', 'train'))}</code> of span "
-        f"{_e(inputs.checks.get('span'))} against span {_e(drift.get('baseline_span'))} "
-        f"(<code>{_e(drift.get('baseline_statistics'))}</code>).</p>"
+        f"{_e(inputs.checks.get('span'))} against span {_e(drift.get('baseline_span'))}"
+        + (f" (<code>{_e(source)}</code>)" if source else "")
+        + ".</p>"
     )
+    severities = inputs.checks.get("options", {}).get("severities", {})
     body += _table(
         ["feature", "comparator", "distance", "threshold", "result"],
         (
@@ -395,7 +403,9 @@ def _drift(inputs: ReportInputs) -> str:
                 _e(r["comparator"]),
                 _fmt(r["value"]),
                 _fmt(r["threshold"]),
-                '<span class="sev error">drifted</span>' if r["drifted"] else "ok",
+                f'<span class="sev {_e(severities.get(r.get("check"), "error"))}">drifted</span>'
+                if r["drifted"]
+                else "ok",
             ]
             for r in rows
         ),
@@ -506,6 +516,11 @@ def quality_shown(catalog: list[dict[str, Any]], checks: dict[str, Any]) -> Qual
     return QualityShown(flagged, across, within, pairs.get("across_spans", [])[:MAX_PAIRS])
 
 
+def _where(split: str, label: str | None) -> str:
+    """A thumbnail's caption: its split and label (a detection image has no label)."""
+    return split if label is None else f"{split} · {label}"
+
+
 def _thumb(uri: str | None, path: str, caption: str, title: str = "") -> str:
     image = (
         f'<img src="{uri}" alt="{_e(path)}" width="64" height="64">'
@@ -565,7 +580,7 @@ def _quality(inputs: ReportInputs) -> str:
             _thumb(
                 inputs.image_thumbnails.get(r[spec.PATH]),
                 r[spec.PATH],
-                f"{r[spec.SPLIT]} · {r[spec.LABEL]}",
+                _where(r[spec.SPLIT], r[spec.LABEL]),
                 _reason(r, name),
             )
             for r in hits
@@ -608,8 +623,8 @@ def _near_duplicates(inputs: ReportInputs) -> str:
     if shown.across_splits:
         body += "".join(
             _pair(
-                _thumb(thumbs.get(p["path"]), p["path"], f"{p['split']} · {p['label']}"),
-                _thumb(thumbs.get(p["twin"]), p["twin"], f"train · {p['twin_label']}"),
+                _thumb(thumbs.get(p["path"]), p["path"], _where(p["split"], p["label"])),
+                _thumb(thumbs.get(p["twin"]), p["twin"], _where("train", p["twin_label"])),
                 p["distance"],
                 "leaks into evaluation",
             )
@@ -621,8 +636,8 @@ def _near_duplicates(inputs: ReportInputs) -> str:
     if shown.within:
         body += "".join(
             _pair(
-                _thumb(thumbs.get(a[spec.PATH]), a[spec.PATH], f"{a[spec.SPLIT]} · {a[spec.LABEL]}"),
-                _thumb(thumbs.get(b[spec.PATH]), b[spec.PATH], f"{b[spec.SPLIT]} · {b[spec.LABEL]}"),
+                _thumb(thumbs.get(a[spec.PATH]), a[spec.PATH], _where(a[spec.SPLIT], a[spec.LABEL])),
+                _thumb(thumbs.get(b[spec.PATH]), b[spec.PATH], _where(b[spec.SPLIT], b[spec.LABEL])),
                 b[spec.NEAR_DUPLICATE_DISTANCE],
             )
             for a, b in shown.within
@@ -638,11 +653,11 @@ def _near_duplicates(inputs: ReportInputs) -> str:
         body += (
             "".join(
                 _pair(
-                    _thumb(thumbs.get(p["path"]), p["path"], f"{p['split']} · {p['label']}"),
+                    _thumb(thumbs.get(p["path"]), p["path"], _where(p["split"], p["label"])),
                     _thumb(
                         inputs.baseline_thumbnails.get(p["twin"]),
                         p["twin"],
-                        f"span {span} train · {p['twin_label']}",
+                        _where(f"span {span} train", p["twin_label"]),
                     ),
                     p["distance"],
                 )
@@ -798,13 +813,21 @@ svg.bar{vertical-align:middle}
 
 
 def render_report(inputs: ReportInputs) -> str:
+    detection = inputs.boxed_samples is not None
+    if detection:  # Boxes, not a class per image: the Objects section takes the Classes section's place.
+        from components.validation_report.objects import CSS as objects_css
+        from components.validation_report.objects import objects_section
+
+        classes, classes_nav, css = objects_section(inputs), ("objects", "Objects"), _CSS + objects_css
+    else:
+        classes, classes_nav, css = _classes(inputs), ("classes", "Classes"), _CSS
     nav = "".join(
         f'<a href="#{anchor}">{_e(title)}</a>'
         for anchor, title in (
             ("anomalies", "Anomalies"),
             ("drift", "Drift"),
             ("accounting", "Accounting"),
-            ("classes", "Classes"),
+            classes_nav,
             ("quality", "Quality"),
             ("near-duplicates", "Near duplicates"),
             ("properties", "Properties"),
@@ -818,7 +841,7 @@ def render_report(inputs: ReportInputs) -> str:
             _anomalies(inputs),
             _drift(inputs),
             _accounting(inputs),
-            _classes(inputs),
+            classes,
             _quality(inputs),
             _near_duplicates(inputs),
             _properties(inputs),
@@ -835,5 +858,5 @@ def render_report(inputs: ReportInputs) -> str:
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "img-src data:; style-src 'unsafe-inline'\">"
         f'<meta name="viewport" content="width=device-width,initial-scale=1"><title>{_e(title)}</title>'
-        f"<style>{_CSS}</style></head><body>{_header(inputs)}<nav>{nav}</nav><main>{body}</main></body></html>\n"
+        f"<style>{css}</style></head><body>{_header(inputs)}<nav>{nav}</nav><main>{body}</main></body></html>\n"
     )

@@ -16,6 +16,7 @@ import os
 from components import fileio
 from components.data_checks import readers
 from components.data_checks import spec as checks_spec
+from components.validation_report import objects as objects_lib
 from components.validation_report.render import ReportInputs, quality_shown, render_report, scan_thumbnails
 
 
@@ -43,13 +44,24 @@ def build_report(
     catalog = readers.read_catalog(catalog_uri)
     shown = quality_shown(catalog, checks)
     # One read of the examples for the class samples and the images the quality sections show.
-    samples, images = scan_thumbnails(
-        examples_uri,
-        ordered,
-        per_class=thumbnails_per_class,
-        max_classes=max_thumbnail_classes,
-        wanted=shown.paths(),
-    )
+    boxed_samples, boxed_images = None, {}
+    if "objects" in checks:  # Detection (DataChecks' boxes.py): thumbnails with their boxes.
+        boxed_samples, boxed_images = objects_lib.scan_boxed_thumbnails(
+            examples_uri,
+            sorted(readers.split_names(examples_uri), key=lambda s: (s != "train", s)),
+            per_class=thumbnails_per_class,
+            max_classes=max_thumbnail_classes,
+            wanted=shown.paths() | objects_lib.wanted_paths(checks),
+        )
+        samples, images = {}, {path: boxed.uri for path, boxed in boxed_images.items()}
+    else:
+        samples, images = scan_thumbnails(
+            examples_uri,
+            ordered,
+            per_class=thumbnails_per_class,
+            max_classes=max_thumbnail_classes,
+            wanted=shown.paths(),
+        )
     pairs = checks.get("near_duplicates", {})
     baseline_pixels = _optional(readers.read_pixels, pairs.get("baseline_pixels"), [])
     baseline_thumbnails = {}
@@ -79,6 +91,8 @@ def build_report(
         generated_at=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         dataset=checks.get("summary", {}).get("root", ""),
         model_review_href=model_review_href,
+        boxed_samples=boxed_samples,
+        boxed_images=boxed_images,
     )
     page = render_report(inputs)
     parent = os.path.dirname(out_path)
