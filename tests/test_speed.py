@@ -2,6 +2,7 @@
 only when their score cannot change."""
 
 import collections
+import random
 
 import numpy as np
 import tensorflow as tf
@@ -99,3 +100,40 @@ def test_equal_scores_go_to_the_smaller_network(tmp_path):
     best = [(hp.values["width"], hp.values["depth"]) for hp in tuner.get_best_hyperparameters(4)]
     assert best == [(24, 1), (16, 2), (32, 2), (16, 1)]  # Perfect first, smallest of those first.
     assert tuning.best_values(tuner)["width"] == 24
+
+
+def test_a_trial_starts_from_its_own_seed_whatever_ran_before(shapes_examples, tmp_path, monkeypatch):
+    """Same trial, same initial weights, even after the process drew random numbers elsewhere
+    (another trial, another worker): tuning results do not depend on the order of trials."""
+    examples_dir, labels, _ = shapes_examples
+    initial, trained = [], []
+    build = tuning.build_model
+
+    def recording_build(params):
+        model = build(params)
+        initial.append(next(w.copy() for w in model.get_weights() if w.ndim == 4))  # A conv kernel.
+        return model
+
+    monkeypatch.setattr(tuning, "build_model", recording_build)
+    spec = tuning.TuneSpec(
+        train_patterns=[f"{examples_dir}/Split-train/*"],
+        eval_patterns=[f"{examples_dir}/Split-eval/*"],
+        labels=labels,
+        directory=str(tmp_path / "tuning"),
+        image_size=32,
+        max_trials=1,
+        parallel_trials=0,
+        epochs=1,
+        steps_per_epoch=1,
+        search_space={"width": [8], "depth": [1]},
+    )
+    for draw in (0, 1000):
+        # Every global random state moves on, as an earlier trial in the same worker moves it.
+        random.random() if draw else None
+        np.random.rand(draw + 1)
+        tf.random.uniform([draw + 1])
+        tuner = tuning.make_tuner(spec, overwrite=True)
+        tuner.search(**tuning.fit_kwargs(spec))
+        trained.append(initial[-1])  # The trial's model is the search's last build.
+    np.testing.assert_array_equal(trained[0], trained[1])
+    assert tuning.trial_seed(0, "0") != tuning.trial_seed(0, "1") != tuning.trial_seed(1, "1")

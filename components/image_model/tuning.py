@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import zlib
 from concurrent import futures
 from typing import Any
 
@@ -92,6 +93,9 @@ def make_tuner(spec: TuneSpec, *, overwrite: bool) -> kt.Tuner:
 
     class CvpipeTuner(base):
         def run_trial(self, trial, *args, **kwargs):
+            # Each trial starts from its own seed (initial weights, augmentation), so its score
+            # does not depend on which worker ran it or on what that worker trained before.
+            tf.keras.utils.set_random_seed(trial_seed(spec.seed, trial.trial_id))
             # Fresh input pipelines for every trial: an in-memory tf.data cache left half-written
             # by the previous trial's iterator must never be read again (it corrupts the heap).
             if "x" in kwargs:
@@ -133,6 +137,11 @@ def make_tuner(spec: TuneSpec, *, overwrite: bool) -> kt.Tuner:
     if spec.algorithm == "hyperband":
         return CvpipeTuner(_hypermodel(spec), max_epochs=spec.epochs, factor=3, **common)
     return CvpipeTuner(_hypermodel(spec), max_trials=spec.max_trials, **common)
+
+
+def trial_seed(seed: int, trial_id: str) -> int:
+    """The random seed of one trial: fixed by the search's seed and the trial's id."""
+    return (seed * 1_000_003 + zlib.crc32(trial_id.encode())) % 2**31
 
 
 def _network_size(values: dict[str, Any]) -> int:
