@@ -1,0 +1,142 @@
+"""Training the detector from a plain, JSON-serialisable spec (like ``image_model.training``).
+
+    spec = DetectionTrainSpec(train_patterns=[...], eval_patterns=[...], test_patterns=[...],
+                              labels=["circle", "square", "triangle"], serving_model_dir="serving",
+                              model_run_dir="model_run", backup_dir="backup")
+    metrics = train(spec)  # Trains, exports (chief only), returns test-split COCO mAP.
+
+Strategies as for the classifier (``single``, ``mirrored``, ``multi_worker``: every worker runs
+``train`` under TF_CONFIG; the chief exports). Only ``single`` is tested so far.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from typing import Any
+
+import tensorflow as tf
+
+from components.image_model import data as classification_data
+from components.image_model import speed
+from components.image_model.detector import data, evaluation, export
+from components.image_model.detector.network import DetectorParams, build_detector, compile_detector
+from components.image_model.training import (
+    HISTORY_FILE,
+    _has_records,
+    _shard_by_data,
+    is_chief,
+    make_strategy,
+)
+
+
+@dataclasses.dataclass
+class DetectionTrainSpec:
+    """One detector training run; ``hyperparameters`` are any ``DetectorParams`` fields."""
+
+    train_patterns: list[str]
+    eval_patterns: list[str]
+    test_patterns: list[str]
+    labels: list[str]
+    serving_model_dir: str
+    model_run_dir: str
+    backup_dir: str
+    image_size: int = 128
+    channels: int = 3
+    hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+    flip: bool = True
+    epochs: int = 30
+    batch_size: int = 32
+    steps_per_epoch: int = 0  # 0: one pass over the training split.
+    strategy: str = "single"
+    cache: bool = True
+    seed: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "DetectionTrainSpec":
+        return cls(**json.loads(text))
+
+    def model_params(self) -> DetectorParams:
+        return DetectorParams.from_hyperparameters(
+            self.hyperparameters,
+            num_classes=len(self.labels),
+            image_size=self.image_size,
+            channels=self.channels,
+            flip=self.flip,
+        )
+
+
+def train(spec: DetectionTrainSpec, *, log_dir: str | None = None) -> dict[str, Any]:
+    """Trains, exports (chief only) and returns the test split's COCO mAP (``map``, ``map50``)."""
+    strategy = make_strategy(spec.strategy)
+    tf.keras.utils.set_random_seed(spec.seed)
+    params = spec.model_params()
+    global_batch = spec.batch_size * strategy.num_replicas_in_sync
+    train_count = classification_data.count_records(spec.train_patterns)
+    steps = spec.steps_per_epoch or max(1, train_count // global_batch)
+
+    train_ds = data.make_dataset(
+        spec.train_patterns, params, batch_size=global_batch, training=True, cache=spec.cache, seed=spec.seed
+    )
+    eval_ds = None
+    if spec.eval_patterns and _has_records(spec.eval_patterns):
+        eval_ds = _shard_by_data(
+            data.make_dataset(
+                spec.eval_patterns, params, batch_size=global_batch, training=False, cache=spec.cache
+            )
+        )
+
+    with strategy.scope():
+        model = compile_detector(build_detector(params), params, total_steps=steps * spec.epochs)
+
+    meter = speed.Throughput(global_batch)
+    callbacks = [tf.keras.callbacks.BackupAndRestore(spec.backup_dir), meter]
+    if log_dir:
+        callbacks.append(tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch"))
+    started = time.monotonic()
+    history = model.fit(
+        _shard_by_data(train_ds),
+        steps_per_epoch=steps,
+        epochs=spec.epochs,
+        validation_data=eval_ds,
+        callbacks=callbacks,
+        verbose=2,
+    )
+    train_seconds = time.monotonic() - started
+
+    if not is_chief():
+        with tempfile.TemporaryDirectory(prefix="cvpipe-worker-export-") as scratch:
+            export.export_detector(model, spec.labels, scratch, params)
+        return {}
+    export.export_detector(model, spec.labels, spec.serving_model_dir, params)
+    metrics: dict[str, Any] = {}
+    if spec.test_patterns and _has_records(spec.test_patterns):
+        test = evaluation.evaluate_saved_model(spec.serving_model_dir, spec.test_patterns)
+        metrics = {"test_map": test["map"], "test_map50": test["map50"]}
+    summary = {
+        **metrics,
+        **speed.summarise(meter.rates),
+        "train_seconds": round(train_seconds, 1),
+        "hyperparameters": spec.hyperparameters,
+        "params": params.to_dict(),
+        "epochs": spec.epochs,
+        "batch_size": global_batch,
+        "strategy": spec.strategy,
+    }
+    tf.io.gfile.makedirs(spec.model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(spec.model_run_dir, "metrics.json"), "w") as f:
+        f.write(json.dumps(summary, indent=2))
+    curves = {name: [float(v) for v in values] for name, values in history.history.items()}
+    with tf.io.gfile.GFile(os.path.join(spec.model_run_dir, HISTORY_FILE), "w") as f:
+        f.write(json.dumps({"epoch": list(history.epoch), **curves}, indent=2))
+    try:
+        tf.io.gfile.rmtree(spec.backup_dir)
+    except tf.errors.NotFoundError:
+        pass
+    return {**metrics, "train_seconds": summary["train_seconds"]}
