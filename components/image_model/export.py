@@ -55,6 +55,14 @@ def export_serving_model(
         parsed = tf.io.parse_example(examples, {spec.IMAGE: tf.io.FixedLenFeature([], tf.string)})
         return _outputs(model, label_table, decode_batch(parsed[spec.IMAGE]))
 
+    save_model(model, export_dir, labels, params, serve_bytes=serve_bytes, serve_examples=serve_examples)
+
+
+def save_model(
+    model, export_dir: str, labels: list[str], params: dict | None, *, serve_bytes, serve_examples
+) -> None:
+    """Saves ``model`` with the two signatures, ``labels.txt`` and (when given) ``model_params.json``
+    as assets: the layout of every cvpipe SavedModel (classifier and detector)."""
     model.save(
         export_dir,
         save_format="tf",

@@ -107,15 +107,12 @@ def train(spec: TrainSpec, *, log_dir: str | None = None) -> dict[str, float]:
                 model.set_weights(warm.get_weights())
 
     meter = speed.Throughput(global_batch)
-    callbacks = [tf.keras.callbacks.BackupAndRestore(spec.backup_dir), meter]
-    if log_dir:
-        callbacks.append(tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch"))
     history = model.fit(
         train_ds,
         steps_per_epoch=steps,
         epochs=spec.epochs,
         validation_data=eval_ds,
-        callbacks=callbacks,
+        callbacks=fit_callbacks(spec.backup_dir, meter, log_dir),
         verbose=2,
     )
 
@@ -147,18 +144,31 @@ def train(spec: TrainSpec, *, log_dir: str | None = None) -> dict[str, float]:
         "strategy": spec.strategy,
         "replicas": replicas,
     }
-    tf.io.gfile.makedirs(spec.model_run_dir)
-    with tf.io.gfile.GFile(os.path.join(spec.model_run_dir, "metrics.json"), "w") as f:
+    finish_run(spec.model_run_dir, spec.backup_dir, summary, history)
+    return metrics
+
+
+def fit_callbacks(backup_dir: str, meter: speed.Throughput, log_dir: str | None) -> list:
+    """A run's callbacks: resumable from its last epoch, throughput, TensorBoard when logging."""
+    callbacks = [tf.keras.callbacks.BackupAndRestore(backup_dir), meter]
+    if log_dir:
+        callbacks.append(tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch"))
+    return callbacks
+
+
+def finish_run(model_run_dir: str, backup_dir: str, summary: dict, history) -> None:
+    """The chief's end of a completed run: ``metrics.json``, the learning curves, no backup left."""
+    tf.io.gfile.makedirs(model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(model_run_dir, "metrics.json"), "w") as f:
         f.write(json.dumps(summary, indent=2))
     # Learning curves: every epoch's training and validation metrics (and images/s), by name.
     curves = {name: [float(v) for v in values] for name, values in history.history.items()}
-    with tf.io.gfile.GFile(os.path.join(spec.model_run_dir, HISTORY_FILE), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(model_run_dir, HISTORY_FILE), "w") as f:
         f.write(json.dumps({"epoch": list(history.epoch), **curves}, indent=2))
     try:
-        tf.io.gfile.rmtree(spec.backup_dir)  # Finished: nothing left to resume.
+        tf.io.gfile.rmtree(backup_dir)  # Finished: nothing left to resume.
     except tf.errors.NotFoundError:
         pass
-    return metrics
 
 
 def _write_weights(model: tf.keras.Model, path: str) -> None:

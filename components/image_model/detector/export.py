@@ -14,15 +14,12 @@ is per class (``tf.image.combined_non_max_suppression``). Assets: ``labels.txt``
 
 from __future__ import annotations
 
-import json
-import os
-
 import tensorflow as tf
 
 from components.image_example_gen import spec
+from components.image_model import export as model_export
 from components.image_model.detector import boxes
 from components.image_model.detector.network import DetectorParams
-from components.image_model.export import EXAMPLES_SIGNATURE, LABELS_ASSET, PARAMS_ASSET, SERVING_SIGNATURE
 from components.image_model.model import decode_and_resize
 
 OUTPUT_KEYS = (
@@ -83,18 +80,10 @@ def export_detector(
         parsed = tf.io.parse_example(examples, {spec.IMAGE: tf.io.FixedLenFeature([], tf.string)})
         return detect(parsed[spec.IMAGE])
 
-    model.save(
-        export_dir,
-        save_format="tf",
-        include_optimizer=False,
-        signatures={SERVING_SIGNATURE: serve_bytes, EXAMPLES_SIGNATURE: serve_examples},
+    model_export.save_model(
+        model, export_dir, labels, params.to_dict(), serve_bytes=serve_bytes, serve_examples=serve_examples
     )
-    with tf.io.gfile.GFile(os.path.join(export_dir, "assets", LABELS_ASSET), "w") as f:
-        f.write("".join(f"{label}\n" for label in labels))
-    with tf.io.gfile.GFile(os.path.join(export_dir, "assets", PARAMS_ASSET), "w") as f:
-        f.write(json.dumps(params.to_dict(), sort_keys=True))
 
 
 def read_params(export_dir: str) -> DetectorParams:
-    with tf.io.gfile.GFile(os.path.join(export_dir, "assets", PARAMS_ASSET)) as f:
-        return DetectorParams.from_dict(json.loads(f.read()))
+    return DetectorParams.from_dict(model_export.read_params(export_dir))

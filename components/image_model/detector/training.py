@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import tempfile
 import time
 from typing import Any
@@ -25,9 +24,10 @@ from components.image_model import speed
 from components.image_model.detector import data, evaluation, export
 from components.image_model.detector.network import DetectorParams, build_detector, compile_detector
 from components.image_model.training import (
-    HISTORY_FILE,
     _has_records,
     _shard_by_data,
+    finish_run,
+    fit_callbacks,
     is_chief,
     make_strategy,
 )
@@ -96,16 +96,13 @@ def train(spec: DetectionTrainSpec, *, log_dir: str | None = None) -> dict[str, 
         model = compile_detector(build_detector(params), params, total_steps=steps * spec.epochs)
 
     meter = speed.Throughput(global_batch)
-    callbacks = [tf.keras.callbacks.BackupAndRestore(spec.backup_dir), meter]
-    if log_dir:
-        callbacks.append(tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch"))
     started = time.monotonic()
     history = model.fit(
         _shard_by_data(train_ds),
         steps_per_epoch=steps,
         epochs=spec.epochs,
         validation_data=eval_ds,
-        callbacks=callbacks,
+        callbacks=fit_callbacks(spec.backup_dir, meter, log_dir),
         verbose=2,
     )
     train_seconds = time.monotonic() - started
@@ -129,14 +126,5 @@ def train(spec: DetectionTrainSpec, *, log_dir: str | None = None) -> dict[str, 
         "batch_size": global_batch,
         "strategy": spec.strategy,
     }
-    tf.io.gfile.makedirs(spec.model_run_dir)
-    with tf.io.gfile.GFile(os.path.join(spec.model_run_dir, "metrics.json"), "w") as f:
-        f.write(json.dumps(summary, indent=2))
-    curves = {name: [float(v) for v in values] for name, values in history.history.items()}
-    with tf.io.gfile.GFile(os.path.join(spec.model_run_dir, HISTORY_FILE), "w") as f:
-        f.write(json.dumps({"epoch": list(history.epoch), **curves}, indent=2))
-    try:
-        tf.io.gfile.rmtree(spec.backup_dir)
-    except tf.errors.NotFoundError:
-        pass
+    finish_run(spec.model_run_dir, spec.backup_dir, summary, history)
     return {**metrics, "train_seconds": summary["train_seconds"]}
