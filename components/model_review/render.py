@@ -11,16 +11,12 @@ the learning curves.
 
 from __future__ import annotations
 
-import html
-from typing import Any, Iterable
+from typing import Any
 
 from components.model_review import review as review_lib
+from components.validation_report.render import _bar, _e, _table  # The data report's cells.
 
 _COLOURS = ("#4a78b5", "#d9822b", "#1f7a44", "#8a4fb5")
-
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
 
 
 def _num(value: Any, digits: int = 3) -> str:
@@ -31,22 +27,6 @@ def _num(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.{digits}f}"
     return _e(value)
-
-
-def _table(headers: list[str], rows: Iterable[list[str]], cls: str = "") -> str:
-    """Rows are already-escaped HTML cells."""
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def _bar(fraction: float, width: int = 90) -> str:
-    filled = max(0.0, min(1.0, fraction)) * width
-    return (
-        f'<svg class="bar" width="{width}" height="10" role="img" aria-label="{fraction:.0%}">'
-        f'<rect width="{width}" height="10" fill="#e8ecf1"/>'
-        f'<rect width="{filled:.1f}" height="10" fill="#4a78b5"/></svg>'
-    )
 
 
 def _section(anchor: str, title: str, body: str) -> str:
@@ -90,7 +70,7 @@ def _classes(review: dict) -> str:
                 f"<code>{_e(c['label'])}</code>",
                 _num(c["precision"]),
                 _num(c["recall"]),
-                f"{_num(c['f1'])} {_bar(c['f1'])}",
+                f"{_num(c['f1'])} {_bar(c['f1'], width=90)}",
                 _num(c["support"]),
                 _num(c["predicted"]),
             ]
