@@ -266,15 +266,22 @@ def _print_model_outputs(result) -> None:
 
 
 def cmd_predict(args) -> int:
-    from pipelines.predict import predict
+    from pipelines.predict import annotate, predict
 
     failures = 0
-    for path, result in predict(args.model, args.images):
+    for path, result in predict(args.model, args.images, min_score=args.min_score):
         if result.error:
             failures += 1
             print(f"{path}\terror: {result.error}")
-        else:
+        elif result.detections is None:
             print(f"{path}\t{result.label}\t{result.score:.4f}")
+        else:  # A detector: one line per box (left, top, right, bottom in pixels).
+            for d in result.detections:
+                print(f"{path}\t{d.label}\t{d.score:.4f}\t" + ",".join(f"{v:.1f}" for v in d.box))
+            if not result.detections:
+                print(f"{path}\tno detections")
+            if args.annotate:
+                annotate(path, result.detections, os.path.join(args.annotate, os.path.basename(path)))
     return 1 if failures else 0
 
 
@@ -341,9 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="data report to write (default RUN_DIR/validation_report.html); the model review goes beside it",
     )
     p.set_defaults(func=cmd_report)
-    p = sub.add_parser("predict", help="classify image files with a SavedModel, serving dir or .tflite")
+    p = sub.add_parser("predict", help="classify images (or detect objects) with a SavedModel or .tflite")
     p.add_argument("model", help="SavedModel dir, OUTPUT/serving/<model_name> (highest version), or .tflite")
     p.add_argument("images", nargs="+")
+    p.add_argument("--min-score", type=float, default=0.5, help="detection: leave out boxes scored below")
+    p.add_argument("--annotate", metavar="DIR", help="detection: write the images with their boxes here")
     p.set_defaults(func=cmd_predict)
     return parser
 
