@@ -23,8 +23,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -59,60 +57,18 @@ def directory_size(path: str) -> int:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
-def decoded_split(patterns: list[str], image_size: int, channels: int) -> tuple[np.ndarray, list[dict]]:
-    """Every record's image resized as the SavedModel resizes it, and its ground truth."""
-    import tensorflow as tf
+def edge_variants(serving_dir: str, examples: str, held_out: str) -> dict:
+    """float32 and int8 TFLite scored against the SavedModel on the held-out scenes: the
+    TFLiteExporter's own conversion and parity check (components/tflite_exporter/detection.py)."""
+    from components.tflite_exporter import detection
 
-    from components.image_example_gen import spec as example_spec
-    from components.image_model.detector import evaluation
-    from components.image_model.model import decode_and_resize
-
-    features = {**evaluation._GT_FEATURES, example_spec.IMAGE: tf.io.FixedLenFeature([], tf.string)}
-    files = sorted(f for pattern in patterns for f in tf.io.gfile.glob(pattern))
-    images, truth = [], []
-    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
-        parsed = tf.io.parse_single_example(record, features)
-        images.append(decode_and_resize(parsed[example_spec.IMAGE], image_size, channels).numpy())
-        corners = np.stack([tf.sparse.to_dense(parsed[k]).numpy() for k in evaluation.BOX_KEYS], axis=-1)
-        truth.append(
-            {
-                "width": int(parsed[example_spec.WIDTH]),
-                "height": int(parsed[example_spec.HEIGHT]),
-                "boxes": corners.reshape(-1, 4).tolist(),
-                "classes": tf.sparse.to_dense(parsed[example_spec.OBJECT_LABEL]).numpy().tolist(),
-            }
-        )
-    return np.stack(images), truth
-
-
-def edge_variants(serving_dir: str, examples: str, held_out: str, labels: list[str]) -> dict:
-    """float32 and int8 TFLite (TFLite_Detection_PostProcess) scored on the held-out scenes."""
-    import tensorflow as tf
-
-    from components.image_model.detector import evaluation, tflite
-    from components.image_model.detector.export import read_params
-
-    params = read_params(serving_dir)
-    size, channels = params.image_size, params.channels
-    calibration, _ = decoded_split([os.path.join(examples, "Split-train", "*.gz")], size, channels)
-    calibration = calibration[np.random.default_rng(0).permutation(len(calibration))[:300]]
-    images, truth = decoded_split([os.path.join(held_out, "Split-*", "*.gz")], size, channels)
-    results = {}
-    for mode in ("float32", "int8"):
-        model = tflite.convert_detector(serving_dir, mode, calibration if mode == "int8" else None)
-        interpreter = tf.lite.Interpreter(model_content=model)
-        found = []
-        for image in images:
-            out = tflite.detect(interpreter, image)
-            found.append(
-                {
-                    "boxes": out["detection_boxes"].tolist(),
-                    "scores": out["detection_scores"].tolist(),
-                    "classes": out["detection_classes"].tolist(),
-                }
-            )
-        results[mode] = {**evaluation.coco_map(truth, found, len(labels)), "bytes": len(model)}
-    return results
+    representative = detection.representative_images(
+        serving_dir, [os.path.join(examples, "Split-train", "*.gz")], 300
+    )
+    models = detection.convert_variants(serving_dir, ["float32", "int8"], representative)
+    return detection.check_parity(
+        serving_dir, models, [os.path.join(held_out, "Split-*", "*.gz")], max_map_drop=0.02
+    )
 
 
 def main() -> None:
@@ -166,7 +122,7 @@ def main() -> None:
     )
 
     started = time.monotonic()
-    edge = edge_variants(spec.serving_model_dir, examples, held_out, labels)
+    edge = edge_variants(spec.serving_model_dir, examples, held_out)
     times["tflite (convert, not in total)"] = time.monotonic() - started
 
     pipeline = times["generate+ingest"] + times["train+export"] + times["evaluate (test split)"]
@@ -189,12 +145,13 @@ def main() -> None:
     )
     print(f"test split: mAP@0.5 {test['map50']:.3f}, mAP@[.5:.95] {test['map']:.3f}")
     saved_bytes = report["saved_model_bytes"]
-    for mode, figures in edge.items():
+    for figures in edge["variants"]:
         print(
-            f"TFLite {mode} on the held-out scenes: mAP@0.5 {figures['map50']:.3f} "
-            f"({figures['map50'] - held['map50']:+.3f} against the SavedModel; int8 target within 0.02), "
-            f"mAP@[.5:.95] {figures['map']:.3f}, {figures['bytes']} bytes = "
-            f"{figures['bytes'] / saved_bytes:.2f}x the SavedModel (int8 target <= 0.30)"
+            f"TFLite {figures['mode']} on the held-out scenes: mAP@0.5 {figures['map50']:.3f} "
+            f"({-figures['map50_drop']:+.3f} against the SavedModel; int8 target within 0.02: "
+            f"{'blessed' if figures['blessed'] else 'NOT blessed'}), mAP@[.5:.95] {figures['map']:.3f}, "
+            f"{figures['size_bytes']} bytes = {figures['size_bytes'] / saved_bytes:.2f}x the SavedModel "
+            "(int8 target <= 0.30)"
         )
     for phase, seconds in times.items():
         print(f"  {phase:24s} {seconds:7.1f} s")

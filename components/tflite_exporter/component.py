@@ -3,6 +3,10 @@
 exporter = TFLiteExporter(model=trainer.outputs["model"], examples=example_gen.outputs["examples"],
                           modes=["float32", "int8"], model_name="cvpipe", author="cvpipe")
 
+A classifier's variants are gated on ``max_accuracy_drop`` and ``min_agreement``, a detector's
+(float32 and int8 only) on ``max_map_drop``, the largest COCO mAP@0.5 drop against the SavedModel
+on the eval split. The executor tells them apart by the SavedModel's model_params.json.
+
 ``author`` goes into each model's metadata; its version there is "unpushed" until the EdgePusher
 stamps in the version it pushes the model as.
 """
@@ -28,6 +32,7 @@ class TFLiteExporterSpec(types.ComponentSpec):
         spec.REPRESENTATIVE_COUNT_KEY: ExecutionParameter(type=int),
         spec.MAX_ACCURACY_DROP_KEY: ExecutionParameter(type=float),
         spec.MIN_AGREEMENT_KEY: ExecutionParameter(type=float),
+        spec.MAX_MAP_DROP_KEY: ExecutionParameter(type=float),
         spec.MODEL_NAME_KEY: ExecutionParameter(type=str),
         spec.AUTHOR_KEY: ExecutionParameter(type=str),
     }
@@ -50,6 +55,7 @@ class TFLiteExporter(base_component.BaseComponent):
         representative_count: int = 300,
         max_accuracy_drop: float = 0.01,
         min_agreement: float = 0.98,
+        max_map_drop: float = spec.DEFAULT_MAX_MAP_DROP,
         model_name: str = "cvpipe",
         author: str = spec.DEFAULT_AUTHOR,
     ):
@@ -61,6 +67,8 @@ class TFLiteExporter(base_component.BaseComponent):
             raise ValueError("representative_count must be positive")
         if not 0 <= min_agreement <= 1 or max_accuracy_drop < 0:
             raise ValueError("min_agreement must be 0-1 and max_accuracy_drop >= 0")
+        if not 0 <= max_map_drop <= 1:
+            raise ValueError(f"max_map_drop (a COCO mAP@0.5 difference) must be 0-1, got {max_map_drop}")
         if not author or not author.strip():
             raise ValueError("author (the TFLite metadata's author) must be a non-empty string")
         super().__init__(
@@ -72,6 +80,7 @@ class TFLiteExporter(base_component.BaseComponent):
                     spec.REPRESENTATIVE_COUNT_KEY: representative_count,
                     spec.MAX_ACCURACY_DROP_KEY: float(max_accuracy_drop),
                     spec.MIN_AGREEMENT_KEY: float(min_agreement),
+                    spec.MAX_MAP_DROP_KEY: float(max_map_drop),
                     spec.MODEL_NAME_KEY: model_name,
                     spec.AUTHOR_KEY: author,
                     spec.TFLITE_MODEL_KEY: types.Channel(type=TFLiteModel),

@@ -1,4 +1,7 @@
-"""TFLiteExporter executor: unpack the artifacts, run export_variants, record the blessing."""
+"""TFLiteExporter executor: unpack the artifacts, run export_variants, record the blessing.
+
+The same for a classifier and a detector: ``export_variants`` picks the task from the SavedModel.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ class Executor(base_executor.BaseExecutor):
             representative_count=exec_properties[spec.REPRESENTATIVE_COUNT_KEY],
             max_accuracy_drop=exec_properties[spec.MAX_ACCURACY_DROP_KEY],
             min_agreement=exec_properties[spec.MIN_AGREEMENT_KEY],
+            max_map_drop=exec_properties.get(spec.MAX_MAP_DROP_KEY, spec.DEFAULT_MAX_MAP_DROP),
             model_name=exec_properties[spec.MODEL_NAME_KEY],
             author=exec_properties[spec.AUTHOR_KEY],
         )

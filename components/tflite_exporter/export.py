@@ -1,5 +1,9 @@
 """The exporter's workflow: a SavedModel and its examples in; TFLite variants and parity.json out.
 
+A detector's SavedModel (``detection.is_detector``) goes to ``detection.export_variants`` (float32
+and int8 only, gated on COCO mAP@0.5 with ``max_map_drop``); a classifier's is handled here (gated
+on accuracy and top-1 agreement).
+
 >>> parity = export_variants("trained/serving_model", "ingest/examples", "out/tflite",
 ...                          modes=["float32", "int8"], representative_count=300,
 ...                          max_accuracy_drop=0.01, min_agreement=0.98, model_name="cvpipe")
@@ -19,9 +23,10 @@ import tensorflow as tf
 from absl import logging
 
 from components.image_model import export as model_export
-from components.tflite_exporter import convert
+from components.tflite_exporter import convert, detection
 from components.tflite_exporter.spec import (
     DEFAULT_AUTHOR,
+    DEFAULT_MAX_MAP_DROP,
     LABELS_FILE,
     MODEL_FILE,
     PARITY_FILE,
@@ -41,13 +46,27 @@ def export_variants(
     model_name: str,
     author: str = DEFAULT_AUTHOR,
     version: str = UNPUSHED_VERSION,
+    max_map_drop: float = DEFAULT_MAX_MAP_DROP,
 ) -> dict[str, Any]:
     """Writes model_<mode>.tflite, labels.txt and parity.json to ``out_dir``; returns the parity.
 
     Each model's metadata names ``author`` and ``version``; the EdgePusher replaces the version
     with the one it pushes the model as. Every path may be a URI (gs://...): files are read and
-    written through tf.io.gfile.
+    written through tf.io.gfile. ``max_accuracy_drop`` and ``min_agreement`` gate a classifier,
+    ``max_map_drop`` a detector.
     """
+    if detection.is_detector(serving_dir):
+        return detection.export_variants(
+            serving_dir,
+            examples_uri,
+            out_dir,
+            modes=modes,
+            representative_count=representative_count,
+            max_map_drop=max_map_drop,
+            model_name=model_name,
+            author=author,
+            version=version,
+        )
     params = model_export.read_params(serving_dir)
     labels = model_export.read_labels(serving_dir)
     size, channels = params["image_size"], params["channels"]
@@ -85,6 +104,7 @@ def export_variants(
         reports.append(convert.gate(report, reference_accuracy, max_accuracy_drop, min_agreement))
         logging.info("TFLiteExporter: %s", report)
     parity = {
+        "task": "classification",
         "reference": {"accuracy": reference_accuracy, "eval_examples": int(len(eval_labels))},
         "limits": {"max_accuracy_drop": max_accuracy_drop, "min_agreement": min_agreement},
         "image_size": size,
@@ -96,3 +116,22 @@ def export_variants(
     with tf.io.gfile.GFile(os.path.join(out_dir, PARITY_FILE), "w") as f:
         f.write(json.dumps(parity, indent=2))
     return parity
+
+
+def variant_summary(variant: dict[str, Any]) -> str:
+    """One line for a parity.json variant, a classifier's or a detector's (for CLI summaries)."""
+    if "map50" in variant:
+        figures = (
+            f"mAP@0.5 {variant['map50']:.4f} (drop {variant['map50_drop']:+.4f}), mAP {variant['map']:.4f}"
+            if variant["map50"] is not None
+            else "mAP not measured"
+        )
+    else:
+        figures = f"accuracy {variant['accuracy']:.4f}, agreement {variant['agreement']:.3f}"
+    latency = variant.get("latency_ms_median")
+    timing = f", {latency:.2f} ms median" if latency is not None else ""
+    verdict = "blessed" if variant["blessed"] else "NOT blessed"
+    return (
+        f"TFLite {variant['mode']}: {figures}, {variant['size_bytes']} bytes{timing}: "
+        f"{verdict} ({variant['reason']})"
+    )

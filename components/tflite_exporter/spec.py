@@ -5,6 +5,7 @@ MODES_KEY = "modes"  # JSON list of convert.MODES.
 REPRESENTATIVE_COUNT_KEY = "representative_count"
 MAX_ACCURACY_DROP_KEY = "max_accuracy_drop"
 MIN_AGREEMENT_KEY = "min_agreement"
+MAX_MAP_DROP_KEY = "max_map_drop"  # Detectors: the largest COCO mAP@0.5 drop a variant may show.
 MODEL_NAME_KEY = "model_name"
 AUTHOR_KEY = "author"  # The metadata's author.
 MODEL_KEY = "model"
@@ -12,6 +13,7 @@ EXAMPLES_KEY = "examples"
 TFLITE_MODEL_KEY = "tflite_model"
 
 DEFAULT_AUTHOR = "cvpipe"
+DEFAULT_MAX_MAP_DROP = 0.02
 # The metadata version of an exported variant: the EdgePusher stamps the pushed version in.
 UNPUSHED_VERSION = "unpushed"
 
