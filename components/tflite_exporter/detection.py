@@ -36,13 +36,14 @@ from components.image_model.model import decode_and_resize
 from components.tflite_exporter.spec import (
     DEFAULT_AUTHOR,
     DEFAULT_MAX_MAP_DROP,
+    DETECTION_MODES,
     LABELS_FILE,
     MODEL_FILE,
     PARITY_FILE,
     UNPUSHED_VERSION,
 )
 
-MODES = tflite.MODES  # float32, int8 (uint8 input; the post-processing op stays float).
+MODES = DETECTION_MODES  # detector.tflite.MODES: float32, int8 (uint8 input, float outputs).
 TASK = "detection"
 # DetectorParams.to_dict() writes these; a classifier's model_params.json has neither.
 _DETECTOR_KEYS = ("anchors", "box_coder_scales")

@@ -14,6 +14,9 @@ TFLITE_MODEL_KEY = "tflite_model"
 
 DEFAULT_AUTHOR = "cvpipe"
 DEFAULT_MAX_MAP_DROP = 0.02
+# The modes a detector exports to (TFLite_Detection_PostProcess needs float outputs): for config
+# validation without importing TensorFlow.
+DETECTION_MODES = ("float32", "int8")
 # The metadata version of an exported variant: the EdgePusher stamps the pushed version in.
 UNPUSHED_VERSION = "unpushed"
 
