@@ -227,6 +227,8 @@ def _print_model_outputs(result) -> None:
     metrics = _read_json(os.path.join(run, "metrics.json")) if run else None
     if metrics and "test_accuracy" in metrics:
         print(f"Test accuracy: {metrics['test_accuracy']:.4f}")
+    if metrics and "test_map50" in metrics:
+        print(f"Test mAP@0.5: {metrics['test_map50']:.4f}, mAP@[.5:.95] {metrics['test_map']:.4f}")
     blessing = result.outputs.get(nodes.EVALUATOR, {}).get("blessing", [None])[0]
     if blessing:
         blessed = fileio.exists(os.path.join(blessing, "BLESSED"))
@@ -240,12 +242,10 @@ def _print_model_outputs(result) -> None:
     tflite = result.outputs.get(nodes.TFLITE_EXPORTER, {}).get("tflite_model", [None])[0]
     parity = _read_json(os.path.join(tflite, "parity.json")) if tflite else None
     if parity:
-        for v in parity["variants"]:
-            print(
-                f"TFLite {v['mode']}: accuracy {v['accuracy']:.4f}, agreement {v['agreement']:.3f}, "
-                f"{v['size_bytes']} bytes, {v['latency_ms_median']:.2f} ms median: "
-                f"{'blessed' if v['blessed'] else 'NOT blessed'} ({v['reason']})"
-            )
+        from components.tflite_exporter.export import variant_summary
+
+        for variant in parity["variants"]:
+            print(variant_summary(variant))
     edge = result.outputs.get(nodes.EDGE_PUSHER, {}).get("pushed_edge_model", [None])[0]
     if edge is not None:
         from pipelines.runner import pushed_destination

@@ -21,12 +21,14 @@ import yaml
 # The training and tuning sections are the Trainer module's own classes: it parses the same
 # sections back from its custom_config (on Kubeflow, the user-editable model_config parameter).
 from components.image_model import settings
-from components.image_model.settings import HYPERPARAMETERS, ModuleConfigError
+from components.image_model.settings import ModuleConfigError, check_hyperparameters
 from components.image_model.settings import TrainingSettings as TrainingConfig
 from components.image_model.settings import TuningSettings as TuningConfig
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 DEFAULT_CONFIG = os.path.join(CONFIG_DIR, "default.yaml")
+# What a task changes in the defaults, applied over default.yaml before the user's file.
+TASK_DEFAULTS = {"detection": os.path.join(CONFIG_DIR, "detection.yaml")}
 
 
 class ConfigError(ValueError):
@@ -45,6 +47,7 @@ class InputConfig:
 
 
 TASKS = ("classification", "detection")  # components/image_example_gen/spec.TASKS
+DETECTION_EDGE_MODES = ("float32", "int8")  # components/image_model/detector/tflite.MODES
 
 
 @dataclasses.dataclass
@@ -239,15 +242,14 @@ class ModelConfig:
     def validate(self, where: str) -> None:
         if self.image_size and not 16 <= self.image_size <= 512:
             raise ConfigError(f"{where}.image_size: 0 (auto) or 16-512, got {self.image_size}")
-        unknown = set(self.hyperparameters) - set(HYPERPARAMETERS)
-        if unknown:
-            raise ConfigError(f"{where}.hyperparameters: unknown hyperparameters {sorted(unknown)}")
 
 
 @dataclasses.dataclass
 class EvaluationConfig:
-    min_accuracy: float  # Eval-split accuracy lower bound for a blessing.
-    max_accuracy_drop: float  # Allowed drop against the served model.
+    min_accuracy: float  # Classification: eval-split accuracy lower bound for a blessing.
+    max_accuracy_drop: float  # Classification: allowed drop against the served model.
+    min_map: float  # Detection: eval-split COCO mAP@0.5 lower bound for a blessing.
+    max_map_drop: float  # Detection: allowed mAP@0.5 drop against the served model.
     # Beam arguments for the Evaluator alone, after beam.args (the last value of a flag wins).
     beam_args: list[str]
 
@@ -256,6 +258,10 @@ class EvaluationConfig:
             raise ConfigError(f"{where}.min_accuracy: 0-1, got {self.min_accuracy}")
         if self.max_accuracy_drop < 0:
             raise ConfigError(f"{where}.max_accuracy_drop: must be >= 0, got {self.max_accuracy_drop}")
+        if not 0.0 <= self.min_map <= 1.0:
+            raise ConfigError(f"{where}.min_map: 0-1, got {self.min_map}")
+        if self.max_map_drop < 0:
+            raise ConfigError(f"{where}.max_map_drop: must be >= 0, got {self.max_map_drop}")
 
 
 @dataclasses.dataclass
@@ -272,8 +278,9 @@ class EdgeConfig:
     enabled: bool
     modes: list[str]
     representative_count: int  # Calibration images from the train split, every class.
-    max_accuracy_drop: float  # Against the float SavedModel on the eval split.
-    min_agreement: float  # Top-1 agreement with the float SavedModel.
+    max_accuracy_drop: float  # Classification: against the float SavedModel on the eval split.
+    min_agreement: float  # Classification: top-1 agreement with the float SavedModel.
+    max_map_drop: float  # Detection: mAP@0.5 drop against the SavedModel on the eval split.
     author: str  # Written into each .tflite file's metadata (the version is the pushed one).
 
     def validate(self, where: str) -> None:
@@ -286,6 +293,8 @@ class EdgeConfig:
             raise ConfigError(f"{where}.representative_count: must be positive")
         if not 0 <= self.min_agreement <= 1 or self.max_accuracy_drop < 0:
             raise ConfigError(f"{where}: min_agreement must be 0-1 and max_accuracy_drop >= 0")
+        if self.max_map_drop < 0:
+            raise ConfigError(f"{where}.max_map_drop: must be >= 0, got {self.max_map_drop}")
 
 
 @dataclasses.dataclass
@@ -320,26 +329,41 @@ class Config:
         if self.task not in TASKS:
             raise ConfigError(f"task: one of {', '.join(TASKS)}, got {self.task!r}")
         self.ingest.task = self.task
+        try:
+            check_hyperparameters(self.task, self.model.hyperparameters, "model.hyperparameters")
+            check_hyperparameters(self.task, self.tuning.search_space, "tuning.search_space")
+        except ModuleConfigError as e:
+            raise ConfigError(str(e)) from None
+        if self.task == "detection" and self.edge.enabled:
+            unsupported = [m for m in self.edge.modes if m not in DETECTION_EDGE_MODES]
+            if unsupported:
+                supported = " and ".join(DETECTION_EDGE_MODES)
+                raise ConfigError(f"edge.modes: a detector exports {supported} only, got {unsupported}")
 
 
 def load_config(path: str | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Default config, overridden by the YAML file at ``path``, then by ``overrides``."""
-    with open(DEFAULT_CONFIG, encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
-    if path:
-        try:
-            with open(path, encoding="utf-8") as f:
-                user = yaml.safe_load(f) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
-        if not isinstance(user, dict):
-            raise ConfigError(f"config file {path}: the top level must be a mapping")
-        data = merge(data, user)
-    if overrides:
-        data = merge(data, overrides)
-    return build(Config, data, "")
+    """Default config (with the task's own defaults), overridden by the YAML file at ``path``, then
+    by ``overrides``."""
+    data = _read_yaml(DEFAULT_CONFIG)
+    user = _read_yaml(path) if path else {}
+    overrides = overrides or {}
+    task = overrides.get("task", user.get("task", data.get("task")))
+    if task in TASK_DEFAULTS:
+        data = merge(data, _read_yaml(TASK_DEFAULTS[task]))
+    return build(Config, merge(merge(data, user), overrides), "")
+
+
+def _read_yaml(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: the top level must be a mapping")
+    return data
 
 
 _REPLACED = {

@@ -218,7 +218,7 @@ def _tflite(artifact) -> dict[str, Any]:
     parity = _read_json(os.path.join(artifact.uri, "parity.json"))
     if parity is not None:
         summary["variants"] = {
-            v["mode"]: {k: v[k] for k in ("accuracy", "agreement", "size_bytes") if k in v}
+            v["mode"]: {k: v[k] for k in ("accuracy", "agreement", "map50", "map", "size_bytes") if k in v}
             for v in parity.get("variants", [])
         }
     return summary

@@ -237,7 +237,8 @@ def _split(settings: ClusterSettings, split: str) -> list[str]:
 
 
 def train_spec(config: Config, settings: ClusterSettings) -> dict[str, Any]:
-    """The TrainSpec (components.image_model.training) of the TFJob's workers, as JSON data."""
+    """The TrainSpec (components.image_model.training; a detector's DetectionTrainSpec takes the
+    same fields) of the TFJob's workers, as JSON data."""
     run_dir = f"{OUTPUTS_MOUNT}/tfjob/{config.pipeline_name}"
     return {
         "train_patterns": _split(settings, "train"),
@@ -275,6 +276,7 @@ def tune_spec(config: Config, settings: ClusterSettings) -> dict[str, Any]:
         "batch_size": config.training.batch_size,
         "search_space": dict(config.tuning.search_space),
         "cache": config.training.cache,
+        "task": config.task,
     }
 
 
@@ -289,7 +291,14 @@ def training_objects(config: Config, settings: ClusterSettings) -> list[dict]:
     container = {
         "name": "tensorflow",  # The Training Operator's default container name for a TFJob.
         "image": _image(settings),
-        "command": ["python", "-m", WORKERS_MODULE, "train", f"{SPECS_MOUNT}/{TRAIN_SPEC_KEY}"],
+        # The worker kind: "train" (TrainSpec, the classifier) or "detect" (DetectionTrainSpec).
+        "command": [
+            "python",
+            "-m",
+            WORKERS_MODULE,
+            "detect" if config.task == "detection" else "train",
+            f"{SPECS_MOUNT}/{TRAIN_SPEC_KEY}",
+        ],
         "env": list(KERAS_ENV),
         "resources": {"requests": {"cpu": "2", "memory": "4Gi"}},
         "volumeMounts": copy.deepcopy(_MOUNTS),

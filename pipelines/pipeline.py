@@ -99,7 +99,12 @@ def schema_path(config: Config, kubeflow: bool = False) -> str | None:
 
 
 def eval_config(config: Config) -> tfma.EvalConfig:
-    """Accuracy must clear the lower bound and not drop more than allowed against the baseline."""
+    """Accuracy (a detector: COCO mAP@0.5) must clear the lower bound and not drop more than
+    allowed against the baseline."""
+    if config.task == "detection":
+        from components.model_evaluator import detection
+
+        return detection.eval_config(config.evaluation.min_map, config.evaluation.max_map_drop)
     threshold = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.evaluation.min_accuracy}),
         change_threshold=tfma.GenericChangeThreshold(
@@ -131,6 +136,7 @@ def module_config(config: Config) -> dict:
     model = dataclasses.asdict(config.model)
     model["channels"] = config.ingest.channels
     return {
+        "task": config.task,
         "model": model,
         "training": dataclasses.asdict(config.training),
         "tuning": dataclasses.asdict(config.tuning),
@@ -146,7 +152,8 @@ def model_components(
     model_config=None,
 ) -> list:
     """Tuner (optional) -> Trainer -> ModelEvaluator (against ServedModel) -> ServingPusher -> edge,
-    and ModelReview (the model's review page) once the model is evaluated and exported.
+    and ModelReview (the model's review page) once the model is evaluated and exported. A detector
+    has no ModelReview yet: the review page is the classifier's (confusion matrix, mistakes).
 
     Tuner and Trainer wait for the data gate, so data that fails validation is never trained on.
     ``model_config`` (a RuntimeParameter on Kubeflow) replaces the settings taken from ``config``.
@@ -211,6 +218,7 @@ def model_components(
             representative_count=config.edge.representative_count,
             max_accuracy_drop=config.edge.max_accuracy_drop,
             min_agreement=config.edge.min_agreement,
+            max_map_drop=config.edge.max_map_drop,
             model_name=config.serving.model_name,
             author=config.edge.author,
         ).with_id(TFLITE_EXPORTER)
@@ -223,6 +231,8 @@ def model_components(
         ).with_id(EDGE_PUSHER)
         components += [exporter, edge_pusher]
         tflite_model = exporter.outputs["tflite_model"]
+    if config.task == "detection":
+        return components
     review = ModelReviewGen(
         examples=examples,
         model=trainer.outputs["model"],
@@ -304,13 +314,6 @@ def create_components(
         report,
         gate,
     ]
-    if push_root and config.task == "detection":
-        # TODO(issue 12): the detector's Trainer, Tuner and Evaluator are wired separately; until
-        # then a detection pipeline is its data half (cvpipe run --validate-only).
-        raise ConfigError(
-            "task: detection training is not wired yet; `cvpipe run --validate-only` runs the data "
-            "half (ingestion, statistics, DataChecks, the report and the gate)"
-        )
     if push_root:
         components += model_components(
             config,

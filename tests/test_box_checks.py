@@ -200,8 +200,8 @@ def test_the_store_keeps_each_span_box_distributions(tmp_path):
     assert json.load(open(first.boxes)) == json.loads(json.dumps(shape)) and second.boxes == ""
 
 
-def test_the_pipeline_takes_the_task_schema_and_builds_the_data_half_of_a_detection_run(tmp_path):
-    from pipelines.nodes import DATA_GATE
+def test_the_pipeline_takes_the_task_schema_and_builds_both_halves_of_a_detection_run(tmp_path):
+    from pipelines import nodes as ids
     from pipelines.pipeline import create_components, schema_path
 
     config = load_config(None, {"task": "detection", "input": {"images": str(tmp_path)}})
@@ -209,11 +209,15 @@ def test_the_pipeline_takes_the_task_schema_and_builds_the_data_half_of_a_detect
     assert schema_path(config, kubeflow=True) == "/cvpipe/schemas/detection_schema.pbtxt"
     assert schema_path(load_config()) == schemas.DEFAULT_SCHEMA
     nodes = create_components(config, pipeline_root=str(tmp_path / "root"))
-    assert nodes[-1].id == DATA_GATE
-    with pytest.raises(
-        ConfigError, match="task: detection training is not wired yet; `cvpipe run --validate-only`"
-    ):
-        create_components(config, pipeline_root=str(tmp_path / "root"), push_root=str(tmp_path / "push"))
+    assert nodes[-1].id == ids.DATA_GATE
+    model_half = create_components(
+        config, pipeline_root=str(tmp_path / "root"), push_root=str(tmp_path / "push")
+    )
+    built = {node.id for node in model_half}
+    assert {ids.TUNER, ids.TRAINER, ids.EVALUATOR, ids.PUSHER, ids.TFLITE_EXPORTER, ids.EDGE_PUSHER} <= built
+    assert ids.MODEL_REVIEW not in built  # The review page is the classifier's.
+    trainer = next(node for node in model_half if node.id == ids.TRAINER)
+    assert '"task": "detection"' in trainer.exec_properties["custom_config"]
 
 
 # End to end: two spans of sample scenes, the second without triangles.

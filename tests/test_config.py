@@ -184,7 +184,8 @@ def test_module_config_errors_name_the_field(section, key, value, message):
     [
         (None, r"model_config: expected a mapping, got NoneType"),
         ('{"model": ', r"model_config: not valid JSON"),
-        ({"model": {}, "training": {}}, r"model_config\.tuning: missing"),
+        ({"task": "classification", "model": {}, "training": {}}, r"model_config\.tuning: missing"),
+        ({"model": {}, "training": {}, "tuning": {}}, r"model_config\.task: missing"),
     ],
 )
 def test_module_config_rejects_a_missing_or_broken_config(data, message):
@@ -237,7 +238,7 @@ def test_trainer_backup_is_inside_the_pipeline_root_and_found_again_by_a_new_exe
 
     specs = []
 
-    def fit_in_fresh_process(spec_json, log_dir):  # What run_fn hands the worker process.
+    def fit_in_fresh_process(spec_json, log_dir, kind):  # What run_fn hands the worker process.
         specs.append(TrainSpec.from_json(spec_json))
         return []
 
@@ -261,3 +262,47 @@ def test_kubeflow_trainer_backup_is_under_the_runs_trainer_directory():
     model_run = "gs://bucket/root/cvpipe/run-42/Trainer/3f2a/model_run"
     assert backup_dir(model_run, {"a": 1}).startswith("gs://bucket/root/cvpipe/run-42/Trainer/.backup/")
     assert backup_dir(model_run, {"a": 1}) == backup_dir(model_run.replace("3f2a", "9c1d"), {"a": 1})
+
+
+def test_detection_takes_its_own_defaults_under_the_users_config(tmp_path):
+    from components.image_model.tuning import DETECTION_SPACE
+
+    detection = load_config(None, {"task": "detection"})
+    assert detection.tuning.search_space == DETECTION_SPACE
+    assert detection.training.epochs != load_config().training.epochs
+    path = tmp_path / "c.yaml"
+    path.write_text("task: detection\ntraining: {epochs: 3}\ntuning: {search_space: {width: [8]}}\n")
+    mine = load_config(str(path))
+    assert (mine.training.epochs, mine.tuning.search_space) == (3, {"width": [8]})
+    assert mine.tuning.max_trials == detection.tuning.max_trials  # The rest stays detection's.
+    assert load_config().tuning.search_space["depth"] == [1, 2]  # Classification is unchanged.
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (
+            {"model": {"hyperparameters": {"dropout": 0.1}}},
+            r"model\.hyperparameters: unknown hyperparameters \['dropout'\] for task detection",
+        ),
+        (
+            {"tuning": {"search_space": {"depth": [1]}}},
+            r"tuning\.search_space: unknown hyperparameters \['depth'\]",
+        ),
+        ({"edge": {"modes": ["float16"]}}, r"edge\.modes: a detector exports float32 and int8 only"),
+    ],
+)
+def test_detection_settings_are_checked_against_the_detector(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, {"task": "detection", **overrides})
+
+
+def test_the_module_config_carries_the_task_and_checks_names_against_it():
+    from components.image_model.settings import ModuleConfig, ModuleConfigError
+    from pipelines.pipeline import module_config
+
+    data = module_config(load_config(None, {"task": "detection"}))
+    assert ModuleConfig.from_dict(data).task == "detection"
+    data["tuning"]["search_space"] = {"dropout": [0.1]}
+    with pytest.raises(ModuleConfigError, match=r"model_config\.tuning\.search_space: unknown .*head_width"):
+        ModuleConfig.from_dict(data)

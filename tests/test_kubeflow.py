@@ -130,6 +130,27 @@ def test_compile_json_uses_the_dockerfile_image_by_default(tmp_path):
     assert images == {tag}
 
 
+def test_a_detection_pipeline_compiles_with_the_detector_in_its_model_config(tmp_path):
+    config = tmp_path / "detection.yaml"
+    config.write_text("task: detection\ninput:\n  images: /gcs/bucket/scenes/span-{SPAN}\n")
+    path = str(tmp_path / "detection.yaml.json")
+    args = ["compile", "--config", str(config), "--output", path, "--pipeline-root", str(tmp_path / "root")]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(args) == 0
+    spec = load_spec(path)
+    tasks = spec.root.dag.tasks
+    for node in NODE_IDS:
+        assert (node in tasks) == (node != nodes.MODEL_REVIEW), node
+    model_config = json.loads(
+        spec.root.input_definitions.parameters["model_config"].default_value.string_value
+    )
+    assert model_config["task"] == "detection" and "head_width" in model_config["tuning"]["search_space"]
+    assert tasks[nodes.TRAINER].inputs.parameters["custom_config"].component_input_parameter == "model_config"
+    eval_config = tasks[nodes.EVALUATOR].inputs.parameters["eval_config"].runtime_value.constant
+    assert "COCOMeanAveragePrecision" in eval_config.string_value
+    assert {kind for e in spec.deployment_spec["executors"].values() for kind in e} == {"container"}
+
+
 def test_run_arguments_are_typed_and_checked(compiled):
     spec = load_spec(compiled)
     arguments = run_arguments(spec, {"span": "3", "epochs": "20", "max_trials": "8"})

@@ -23,7 +23,23 @@ from typing import Any
 
 STRATEGIES = ("single", "mirrored", "multi_worker")
 ALGORITHMS = ("random", "hyperband", "bayesian")
-HYPERPARAMETERS = ("width", "depth", "learning_rate", "dropout")
+TASKS = ("classification", "detection")
+# What ``model.hyperparameters`` and ``tuning.search_space`` may name, by task: fields of
+# ``model.ModelParams`` (classifier) and ``detector.network.DetectorParams`` (detector).
+HYPERPARAMETERS = {
+    "classification": ("width", "depth", "learning_rate", "dropout"),
+    "detection": ("width", "head_width", "head_depth", "learning_rate"),
+}
+
+
+def check_hyperparameters(task: str, names, where: str) -> None:
+    """Every name is a hyperparameter of the task's model; the error names the known ones."""
+    known = HYPERPARAMETERS[task]
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ModuleConfigError(
+            f"{where}: unknown hyperparameters {unknown} for task {task} (known: {', '.join(known)})"
+        )
 
 
 class ModuleConfigError(ValueError):
@@ -69,9 +85,6 @@ class TuningSettings:
                 raise ModuleConfigError(f"{where}.{name}: must be positive, got {getattr(self, name)}")
         if self.parallel_trials < 0:
             raise ModuleConfigError(f"{where}.parallel_trials: must be 0 or more, got {self.parallel_trials}")
-        unknown = set(self.search_space) - set(HYPERPARAMETERS)
-        if unknown:
-            raise ModuleConfigError(f"{where}.search_space: unknown hyperparameters {sorted(unknown)}")
         if any(not isinstance(v, list) or not v for v in self.search_space.values()):
             raise ModuleConfigError(f"{where}.search_space: each hyperparameter needs a non-empty list")
 
@@ -88,9 +101,6 @@ class ModelSettings:
             raise ModuleConfigError(f"{where}.image_size: 0 (auto) or 16-512, got {self.image_size}")
         if self.channels not in (1, 3):
             raise ModuleConfigError(f"{where}.channels: must be 1 or 3, got {self.channels}")
-        unknown = set(self.hyperparameters) - set(HYPERPARAMETERS)
-        if unknown:
-            raise ModuleConfigError(f"{where}.hyperparameters: unknown hyperparameters {sorted(unknown)}")
 
 
 @dataclasses.dataclass
@@ -98,12 +108,19 @@ class ModuleConfig:
     """What ``tuner_fn`` and ``run_fn`` are configured with.
 
     config = ModuleConfig.from_dict(fn_args.custom_config)
-    config.training.epochs, config.tuning.search_space, config.model.channels
+    config.task, config.training.epochs, config.tuning.search_space, config.model.channels
     """
 
+    task: str  # classification | detection: which model tuner_fn and run_fn build.
     model: ModelSettings
     training: TrainingSettings
     tuning: TuningSettings
+
+    def validate(self, where: str) -> None:
+        if self.task not in TASKS:
+            raise ModuleConfigError(f"{where}.task: one of {', '.join(TASKS)}, got {self.task!r}")
+        check_hyperparameters(self.task, self.model.hyperparameters, f"{where}.model.hyperparameters")
+        check_hyperparameters(self.task, self.tuning.search_space, f"{where}.tuning.search_space")
 
     @classmethod
     def from_dict(cls, data: dict | str | None, where: str = "model_config") -> "ModuleConfig":

@@ -1,10 +1,12 @@
 """The TFX module file of the Tuner and the Trainer: ``tuner_fn`` and ``run_fn``.
 
-Both parse cvpipe's settings once from ``fn_args.custom_config`` (the ``model``, ``training`` and
-``tuning`` sections of the run's config, put there by the pipeline factory; on Kubeflow the
-``model_config`` runtime parameter) into a :class:`ModuleConfig`, and read the label vocabulary that
-ImageExampleGen wrote beside the splits. Nothing is written outside the pipeline root: the
-Trainer's resumable backup is at :func:`backup_dir`, worker scratch space is removed.
+Both parse cvpipe's settings once from ``fn_args.custom_config`` (the ``task`` and the ``model``,
+``training`` and ``tuning`` sections of the run's config, put there by the pipeline factory; on
+Kubeflow the ``model_config`` runtime parameter) into a :class:`ModuleConfig`, and read the label
+vocabulary that ImageExampleGen wrote beside the splits. The task picks the model: the classifier
+(``training.train``) or the detector (``detector.training.train``), tuned by the same tuner.
+Nothing is written outside the pipeline root: the Trainer's resumable backup is at
+:func:`backup_dir`, worker scratch space is removed.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from tfx.components.tuner.component import TunerFnResult
 
 from components.image_example_gen import spec as example_spec
 from components.image_model import data
+from components.image_model.detector.training import DetectionTrainSpec
+from components.image_model.detector.training import train as train_detector
 from components.image_model.settings import ModuleConfig
 from components.image_model.training import TrainSpec, train
-from components.image_model.tuning import DEFAULT_SPACE, TuneSpec, fit_kwargs, make_tuner
+from components.image_model.tuning import TuneSpec, default_space, fit_kwargs, make_tuner
 from components.image_model.workers import run_training_process, run_training_workers
 
 
@@ -35,18 +39,24 @@ def _split_patterns(files: list[str], split: str) -> list[str]:
     return out
 
 
-def _labels(files: list[str]) -> list[str]:
+def _labels(files: list[str], task: str = "classification") -> list[str]:
     examples_dir = os.path.dirname(os.path.dirname(files[0]))
     with tf.io.gfile.GFile(os.path.join(examples_dir, example_spec.LABELS_FILE)) as f:
         labels = [line.rstrip("\n") for line in f if line.strip()]
-    if len(labels) < 2:
+    if task == "detection":
+        if not labels:
+            raise ValueError("no object classes in labels.txt: the annotations named no category")
+    elif len(labels) < 2:
         raise ValueError(f"need at least two classes to train a classifier, found {labels}")
     return labels
 
 
-def _image_size(configured: int, patterns: list[str], sample: int = 256) -> int:
-    """``model.image_size`` or, when 0, the median short side of a sample, clamped to 32-128."""
+def _image_size(configured: int, patterns: list[str], task: str = "classification", sample: int = 256) -> int:
+    """``model.image_size`` or, when 0, the median short side of a sample: a multiple of 8 in
+    32-128 for the classifier, of 16 (the detector's coarsest stride) in 64-256 for the detector."""
     if configured:
+        if task == "detection" and configured % 16:
+            raise ValueError(f"model.image_size: a detector needs a multiple of 16, got {configured}")
         return configured
     files = data.list_files(patterns)
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").take(sample)
@@ -57,6 +67,8 @@ def _image_size(configured: int, patterns: list[str], sample: int = 256) -> int:
         height = example.features.feature[example_spec.HEIGHT].int64_list.value[0]
         sides.append(min(width, height))
     median = sorted(sides)[len(sides) // 2]
+    if task == "detection":
+        return int(min(256, max(64, round(median / 16) * 16)))
     return int(min(128, max(32, round(median / 8) * 8)))
 
 
@@ -70,9 +82,9 @@ def tuner_fn(fn_args) -> TunerFnResult:
     spec = TuneSpec(
         train_patterns=list(fn_args.train_files),
         eval_patterns=list(fn_args.eval_files),
-        labels=_labels(fn_args.train_files),
+        labels=_labels(fn_args.train_files, config.task),
         directory=fn_args.working_dir,
-        image_size=_image_size(config.model.image_size, fn_args.train_files),
+        image_size=_image_size(config.model.image_size, fn_args.train_files, config.task),
         channels=config.model.channels,
         flip=config.model.flip,
         algorithm=config.tuning.algorithm,
@@ -80,8 +92,9 @@ def tuner_fn(fn_args) -> TunerFnResult:
         parallel_trials=config.tuning.parallel_trials,
         epochs=config.tuning.epochs,
         batch_size=config.training.batch_size,
-        search_space=dict(config.tuning.search_space or DEFAULT_SPACE),
+        search_space=dict(config.tuning.search_space or default_space(config.task)),
         cache=config.training.cache,
+        task=config.task,
     )
     logging.info("cvpipe tuner: %s", spec)
     return TunerFnResult(tuner=make_tuner(spec, overwrite=True), fit_kwargs=fit_kwargs(spec))
@@ -118,20 +131,22 @@ def run_fn(fn_args) -> None:
         hyperparameters.update(fn_args.hyperparameters.get("values", {}))
     train_files = list(fn_args.train_files)
     fingerprint = {
+        "task": config.task,
         "train_files": train_files,
         "hyperparameters": hyperparameters,
         "model": dataclasses.asdict(config.model),
         "training": dataclasses.asdict(config.training),
     }
-    spec = TrainSpec(
+    detection = config.task == "detection"
+    spec = (DetectionTrainSpec if detection else TrainSpec)(
         train_patterns=train_files,
         eval_patterns=list(fn_args.eval_files),
         test_patterns=_split_patterns(train_files, "test"),
-        labels=_labels(train_files),
+        labels=_labels(train_files, config.task),
         serving_model_dir=fn_args.serving_model_dir,
         model_run_dir=fn_args.model_run_dir,
         backup_dir=backup_dir(fn_args.model_run_dir, fingerprint),
-        image_size=_image_size(config.model.image_size, train_files),
+        image_size=_image_size(config.model.image_size, train_files, config.task),
         channels=config.model.channels,
         hyperparameters=hyperparameters,
         flip=config.model.flip,
@@ -142,12 +157,17 @@ def run_fn(fn_args) -> None:
         cache=config.training.cache,
     )
     logging.info("cvpipe trainer: %s", spec)
+    kind = "detect" if detection else "train"
     if config.training.strategy == "multi_worker":
-        run_training_workers(spec.to_json(), config.training.workers, log_dir=fn_args.model_run_dir)
+        run_training_workers(
+            spec.to_json(), config.training.workers, log_dir=fn_args.model_run_dir, kind=kind
+        )
     elif config.training.fresh_process:
-        restarts = run_training_process(spec.to_json(), log_dir=fn_args.model_run_dir)
+        restarts = run_training_process(spec.to_json(), log_dir=fn_args.model_run_dir, kind=kind)
         for note in restarts:
             logging.warning("cvpipe trainer: %s (resumed from its last completed epoch)", note)
+    elif detection:
+        train_detector(spec, log_dir=fn_args.model_run_dir)
     else:
         train(spec, log_dir=fn_args.model_run_dir)
 

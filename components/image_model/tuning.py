@@ -29,13 +29,19 @@ from components.image_model import data, speed
 from components.image_model.model import ModelParams, build_model
 from components.image_model.settings import ALGORITHMS
 
-OBJECTIVE = "val_sparse_categorical_accuracy"
+OBJECTIVE = "val_sparse_categorical_accuracy"  # Classification: higher is better.
+DETECTION_OBJECTIVE = "val_loss"  # Detection: the eval split's loss (score + box), lower is better.
 TRIAL_TUNERS = "trial_tuners.json"  # In the project directory: trial id -> tuner id.
 DEFAULT_SPACE = {  # default.yaml's tuning.search_space; the Tuner uses it for an empty one.
     "width": [16, 24, 32],
     "depth": [1, 2],
     "learning_rate": [0.001, 0.002, 0.004],
     "dropout": [0.1, 0.3],
+}
+DETECTION_SPACE = {  # pipelines/configs/detection.yaml's tuning.search_space.
+    "width": [12, 16],
+    "head_width": [32, 48],
+    "learning_rate": [0.002, 0.004],
 }
 
 
@@ -58,6 +64,7 @@ class TuneSpec:
     search_space: dict[str, list[Any]] = dataclasses.field(default_factory=lambda: dict(DEFAULT_SPACE))
     cache: bool = True
     seed: int = 0
+    task: str = "classification"  # classification | detection
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -67,9 +74,24 @@ class TuneSpec:
         return cls(**json.loads(text))
 
 
+def default_space(task: str) -> dict[str, list[Any]]:
+    return dict(DETECTION_SPACE if task == "detection" else DEFAULT_SPACE)
+
+
+def objective(task: str) -> kt.Objective:
+    if task == "detection":
+        return kt.Objective(DETECTION_OBJECTIVE, "min")
+    return kt.Objective(OBJECTIVE, "max")
+
+
 def _hypermodel(spec: TuneSpec):
     def build(hp: kt.HyperParameters):
         values = {name: hp.Choice(name, choices) for name, choices in spec.search_space.items()}
+        if spec.task == "detection":
+            from components.image_model.detector.network import build_detector, compile_detector
+
+            params = _detector_params(spec, values)
+            return compile_detector(build_detector(params), params, total_steps=_steps(spec) * spec.epochs)
         return build_model(
             ModelParams.from_hyperparameters(
                 values,
@@ -112,8 +134,13 @@ def make_tuner(spec: TuneSpec, *, overwrite: bool) -> kt.Tuner:
             # Equal scores (on easy data several trials reach a perfect validation accuracy) go to
             # the smaller network: same accuracy, faster to train, serve and run on a device.
             completed = [t for t in self.oracle.trials.values() if t.status == "COMPLETED"]
+            sign = -1.0 if self.oracle.objective.direction == "max" else 1.0
             ranked = sorted(
-                completed, key=lambda t: (-(t.score or 0.0), _network_size(t.hyperparameters.values))
+                completed,
+                key=lambda t: (
+                    sign * t.score if t.score is not None else float("inf"),
+                    _network_size(t.hyperparameters.values, spec.task),
+                ),
             )
             others = [t for t in self.oracle.get_best_trials(len(self.oracle.trials)) if t not in completed]
             return [t.hyperparameters for t in (ranked + others)[:num_trials]]
@@ -128,7 +155,7 @@ def make_tuner(spec: TuneSpec, *, overwrite: bool) -> kt.Tuner:
             return super().search(*args, **kwargs)
 
     common = dict(
-        objective=kt.Objective(OBJECTIVE, "max"),
+        objective=objective(spec.task),
         directory=spec.directory,
         project_name=spec.project_name,
         overwrite=overwrite,
@@ -144,10 +171,27 @@ def trial_seed(seed: int, trial_id: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(trial_id.encode())) % 2**31
 
 
-def _network_size(values: dict[str, Any]) -> int:
+def _network_size(values: dict[str, Any], task: str = "classification") -> int:
     """How big a trial's network is (its 3x3 convolution weights, up to a constant factor)."""
+    if task == "detection":
+        from components.image_model.detector.network import DetectorParams
+
+        det = DetectorParams.from_hyperparameters(values, num_classes=2)
+        return 8 * det.width**2 + 2 * len(det.strides) * det.head_depth * det.head_width**2
     params = ModelParams.from_hyperparameters(values, num_classes=2)
     return sum((params.width * 2**stage) ** 2 for stage in range(params.depth)) + params.width**2
+
+
+def _detector_params(spec: TuneSpec, values: dict[str, Any]):
+    from components.image_model.detector.network import DetectorParams
+
+    return DetectorParams.from_hyperparameters(
+        values,
+        num_classes=len(spec.labels),
+        image_size=spec.image_size,
+        channels=spec.channels,
+        flip=spec.flip,
+    )
 
 
 class StopAtPerfectScore(tf.keras.callbacks.Callback):
@@ -160,6 +204,15 @@ class StopAtPerfectScore(tf.keras.callbacks.Callback):
 
 
 def _datasets(spec: TuneSpec) -> dict[str, Any]:
+    if spec.task == "detection":
+        from components.image_model.detector import data as detection_data
+
+        params = _detector_params(spec, {})  # Hyperparameters change the network, not the targets.
+        common = dict(params=params, batch_size=spec.batch_size, cache=spec.cache)
+        return {
+            "x": detection_data.make_dataset(spec.train_patterns, training=True, seed=spec.seed, **common),
+            "validation_data": detection_data.make_dataset(spec.eval_patterns, training=False, **common),
+        }
     common = dict(
         image_size=spec.image_size, channels=spec.channels, batch_size=spec.batch_size, cache=spec.cache
     )
@@ -169,12 +222,15 @@ def _datasets(spec: TuneSpec) -> dict[str, Any]:
     }
 
 
+def _steps(spec: TuneSpec) -> int:
+    return spec.steps_per_epoch or max(1, data.count_records(spec.train_patterns) // spec.batch_size)
+
+
 def fit_kwargs(spec: TuneSpec) -> dict[str, Any]:
-    steps = spec.steps_per_epoch or max(1, data.count_records(spec.train_patterns) // spec.batch_size)
     return {
         **_datasets(spec),
         "epochs": spec.epochs,
-        "steps_per_epoch": steps,
+        "steps_per_epoch": _steps(spec),
         "verbose": 2,
     }
 

@@ -164,7 +164,7 @@ def _keep_logs(paths: list[str], log_dir: str) -> None:
 
 
 def run_training_workers(
-    spec_json: str, workers: int, timeout: float = 3600, log_dir: str | None = None
+    spec_json: str, workers: int, timeout: float = 3600, log_dir: str | None = None, kind: str = "train"
 ) -> None:
     """Runs ``workers`` MultiWorkerMirroredStrategy processes on 127.0.0.1 (logs copied to log_dir)."""
     ports = [free_port() for _ in range(workers)]
@@ -174,15 +174,18 @@ def run_training_workers(
         for i in range(workers)
     ]
     threads = max(1, (os.cpu_count() or 1) // workers)
-    _launch("train", spec_json, envs, threads, timeout, log_dir)
+    _launch(kind, spec_json, envs, threads, timeout, log_dir)
 
 
-def run_training_process(spec_json: str, log_dir: str | None = None, restarts: int = 1) -> list[str]:
+def run_training_process(
+    spec_json: str, log_dir: str | None = None, restarts: int = 1, kind: str = "train"
+) -> list[str]:
     """Trains a ``single``/``mirrored`` model in one fresh process with every core, its output
     streamed here. Killed by a signal, it is started again ``restarts`` times and resumes from its
-    last completed epoch (BackupAndRestore); returns the notes on restarts."""
+    last completed epoch (BackupAndRestore); returns the notes on restarts. ``kind``: ``train``
+    (a TrainSpec, the classifier) or ``detect`` (a DetectionTrainSpec)."""
     return _launch(
-        "train", spec_json, [{}], os.cpu_count() or 1, float("inf"), log_dir, restarts=restarts, stream=True
+        kind, spec_json, [{}], os.cpu_count() or 1, float("inf"), log_dir, restarts=restarts, stream=True
     )
 
 
@@ -232,6 +235,12 @@ def main(argv: list[str]) -> int:
         spec = TrainSpec.from_json(spec_json)
         # One process trains alone (run_training_process): its TensorBoard logs go to model_run.
         train(spec, log_dir=spec.model_run_dir if "TF_CONFIG" not in os.environ else None)
+    elif kind == "detect":
+        from components.image_model.detector.training import DetectionTrainSpec
+        from components.image_model.detector.training import train as train_detector
+
+        spec = DetectionTrainSpec.from_json(spec_json)
+        train_detector(spec, log_dir=spec.model_run_dir if "TF_CONFIG" not in os.environ else None)
     elif kind == "tune":
         from components.image_model.tuning import TuneSpec, run_worker
 

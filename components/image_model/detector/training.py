@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 import tensorflow as tf
+from absl import logging
 
 from components.image_model import data as classification_data
 from components.image_model import speed
@@ -52,6 +53,7 @@ class DetectionTrainSpec:
     batch_size: int = 32
     steps_per_epoch: int = 0  # 0: one pass over the training split.
     strategy: str = "single"
+    warm_start_dir: str | None = None  # A detector SavedModel to start from (same network only).
     cache: bool = True
     seed: int = 0
 
@@ -70,6 +72,17 @@ class DetectionTrainSpec:
             channels=self.channels,
             flip=self.flip,
         )
+
+
+def _warm_start(model: tf.keras.Model, saved_model_dir: str) -> None:
+    """Starts from the weights of a served detector of the same network; another one is skipped."""
+    warm = tf.keras.models.load_model(saved_model_dir, compile=False)
+    shapes = [w.shape for w in model.get_weights()]
+    if [w.shape for w in warm.get_weights()] == shapes:
+        model.set_weights(warm.get_weights())
+        logging.info("cvpipe detector: warm start from %s", saved_model_dir)
+    else:
+        logging.warning("cvpipe detector: %s is another network; training from scratch", saved_model_dir)
 
 
 def train(spec: DetectionTrainSpec, *, log_dir: str | None = None) -> dict[str, Any]:
@@ -94,6 +107,8 @@ def train(spec: DetectionTrainSpec, *, log_dir: str | None = None) -> dict[str, 
 
     with strategy.scope():
         model = compile_detector(build_detector(params), params, total_steps=steps * spec.epochs)
+        if spec.warm_start_dir:
+            _warm_start(model, spec.warm_start_dir)
 
     meter = speed.Throughput(global_batch)
     started = time.monotonic()
