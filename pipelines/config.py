@@ -250,6 +250,7 @@ class EvaluationConfig:
     max_accuracy_drop: float  # Classification: allowed drop against the served model.
     min_map: float  # Detection: eval-split COCO mAP@0.5 lower bound for a blessing.
     max_map_drop: float  # Detection: allowed mAP@0.5 drop against the served model.
+    map_iou_range: bool  # Detection: also mAP@[.5:.95] and mean average recall (20x the time).
     # Beam arguments for the Evaluator alone, after beam.args (the last value of a flag wins).
     beam_args: list[str]
 

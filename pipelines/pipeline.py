@@ -104,7 +104,10 @@ def eval_config(config: Config) -> tfma.EvalConfig:
     if config.task == "detection":
         from components.model_evaluator import detection
 
-        return detection.eval_config(config.evaluation.min_map, config.evaluation.max_map_drop)
+        evaluation = config.evaluation
+        return detection.eval_config(
+            evaluation.min_map, evaluation.max_map_drop, iou_range=evaluation.map_iou_range
+        )
     threshold = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.evaluation.min_accuracy}),
         change_threshold=tfma.GenericChangeThreshold(

@@ -255,7 +255,7 @@ def evaluated(tmp_path_factory):
         str(root / "examples"),
         model_artifact(str(root / "candidate"), str(root / "detector")),
         model_artifact(str(root / "served"), str(root / "replay"), served_version=7),
-        detection.eval_config(min_map=0.5, max_map_drop=0.02),
+        detection.eval_config(min_map=0.5, max_map_drop=0.02, iou_range=True),
     )
     return outputs, evaluation.coco_map(truth, found, len(LABELS)), truth, found, summary
 
@@ -319,7 +319,11 @@ def test_the_executor_fills_the_class_ids_from_the_examples_labels_txt(evaluated
 
 
 def test_only_map50_is_gated_with_a_floor_and_an_allowed_drop():
-    config = detection.eval_config(min_map=0.5, max_map_drop=0.02)
+    assert [m.class_name for m in detection.eval_config(0.5, 0.02).metrics_specs[0].metrics] == [
+        "FixedCOCOMeanAveragePrecision",  # mAP@0.5 alone by default: the IoU range is 20 times its cost.
+        "ExampleCount",
+    ]
+    config = detection.eval_config(min_map=0.5, max_map_drop=0.02, iou_range=True)
     (model_spec,) = config.model_specs
     assert model_spec.signature_name == EXAMPLES_SIGNATURE and not model_spec.label_key
     metrics = {

@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw
 from components.image_model.detector import export, tflite
 from components.image_model.detector.network import DetectorParams, build_detector
 from components.image_model.export import SERVING_SIGNATURE
+from components.tflite_exporter import convert
 from tests.conftest import encode
 
 LABELS = ["circle", "square", "triangle"]
@@ -140,7 +141,9 @@ def test_object_detector_metadata_names_each_output_and_packs_the_labels(detecto
     from tensorflow_lite_support.metadata.python import metadata
 
     _, models = detector
-    with_metadata = tflite.add_metadata(models["int8"], LABELS)
+    with_metadata = convert.add_metadata(
+        models["int8"], LABELS, name="t", version="1", description="d", author="a", detector=True
+    )
     displayer = metadata.MetadataDisplayer.with_model_buffer(with_metadata)
     subgraph = json.loads(displayer.get_metadata_json())["subgraph_metadata"][0]
     names = [t["name"] for t in subgraph["output_tensor_metadata"]]

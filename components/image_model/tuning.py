@@ -41,7 +41,7 @@ DEFAULT_SPACE = {  # default.yaml's tuning.search_space; the Tuner uses it for a
 DETECTION_SPACE = {  # pipelines/configs/detection.yaml's tuning.search_space.
     "width": [12, 16],
     "head_width": [32, 48],
-    "learning_rate": [0.002, 0.004],
+    "learning_rate": [0.004],
 }
 
 

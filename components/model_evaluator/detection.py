@@ -150,9 +150,12 @@ def _coco_config(name: str, iou_thresholds: list[float] | None = None, **extra) 
     return json.dumps(config)
 
 
-def eval_config(min_map: float, max_map_drop: float) -> tfma.EvalConfig:
+def eval_config(min_map: float, max_map_drop: float, *, iou_range: bool = False) -> tfma.EvalConfig:
     """mAP@0.5 must reach ``min_map`` and not drop more than ``max_map_drop`` below the baseline's.
 
+    ``iou_range`` also computes mAP@[.5:.95] and mean average recall (reported, not gated): TFMA
+    matches boxes in Python, once per IoU threshold, so they cost about 20 times the mAP@0.5 (on
+    bench/detection_pipeline.py's 100 eval images: 172 s in all, against about 20 s without).
     The class ids are left out: ``with_class_ids`` fills them in before TFMA runs.
     """
     threshold = tfma.MetricThreshold(
@@ -170,16 +173,19 @@ def eval_config(min_map: float, max_map_drop: float) -> tfma.EvalConfig:
             config=_coco_config(MAP50, [0.5], num_thresholds=NUM_THRESHOLDS),
             threshold=threshold,
         ),
-        tfma.MetricConfig(
-            class_name=average_precision,
-            module=__name__,
-            config=_coco_config(MAP, num_thresholds=NUM_THRESHOLDS),
-        ),
-        tfma.MetricConfig(
-            class_name=average_recall, module=__name__, config=_coco_config(MEAN_AVERAGE_RECALL)
-        ),
-        tfma.MetricConfig(class_name="ExampleCount"),
     ]
+    if iou_range:
+        metrics += [
+            tfma.MetricConfig(
+                class_name=average_precision,
+                module=__name__,
+                config=_coco_config(MAP, num_thresholds=NUM_THRESHOLDS),
+            ),
+            tfma.MetricConfig(
+                class_name=average_recall, module=__name__, config=_coco_config(MEAN_AVERAGE_RECALL)
+            ),
+        ]
+    metrics.append(tfma.MetricConfig(class_name="ExampleCount"))
     return tfma.EvalConfig(
         # A generic SavedModel: TFMA would otherwise first load it as a Keras model to find out
         # (about 9 s per model here), and all it uses is the signature.

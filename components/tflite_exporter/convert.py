@@ -68,22 +68,35 @@ def convert(model: tf.keras.Model, mode: str, representative: np.ndarray | None 
 
 
 def add_metadata(
-    tflite_model: bytes, labels: list[str], *, name: str, version: str, description: str, author: str
+    tflite_model: bytes,
+    labels: list[str],
+    *,
+    name: str,
+    version: str,
+    description: str,
+    author: str,
+    detector: bool = False,
 ) -> bytes:
-    """Packs name, version, normalisation (mean 0, std 1 on 0-255 pixels) and labels into the model."""
+    """Packs name, version, normalisation (mean 0, std 1 on 0-255 pixels) and labels into the model.
+
+    A classifier's labels go on its probabilities; a detector's (``detector=True``: tflite-support's
+    object detector writer, outputs named location, category, score and number of detections, as
+    the Task Library matches them) on its category output.
+    """
     from tensorflow_lite_support.metadata import metadata_schema_py_generated as schema
     from tensorflow_lite_support.metadata.python.metadata_writers import (
         image_classifier,
         metadata_info,
+        object_detector,
         writer_utils,
     )
 
+    buffer = bytearray(tflite_model)
     with tempfile.TemporaryDirectory() as tmp:
         label_path = os.path.join(tmp, "labels.txt")
         with open(label_path, "w") as f:
             f.writelines(f"{label}\n" for label in labels)
-        writer = image_classifier.MetadataWriter.create_from_metadata_info(
-            bytearray(tflite_model),
+        common = dict(
             general_md=metadata_info.GeneralMd(
                 name=name, version=version, description=description, author=author
             ),
@@ -93,15 +106,30 @@ def add_metadata(
                 norm_mean=[0.0],
                 norm_std=[1.0],
                 color_space_type=schema.ColorSpaceType.RGB,
-                tensor_type=writer_utils.get_input_tensor_types(bytearray(tflite_model))[0],
-            ),
-            output_md=metadata_info.ClassificationTensorMd(
-                name="probabilities",
-                description="Probability of each label.",
-                label_files=[metadata_info.LabelFileMd(label_path)],
-                tensor_type=writer_utils.get_output_tensor_types(bytearray(tflite_model))[0],
+                tensor_type=writer_utils.get_input_tensor_types(buffer)[0],
             ),
         )
+        if detector:
+            writer = object_detector.MetadataWriter.create_from_metadata_info(
+                buffer,
+                **common,
+                output_category_md=metadata_info.CategoryTensorMd(
+                    name="category",
+                    description="The categories of the detected boxes (0-based line of the label file).",
+                    label_files=[metadata_info.LabelFileMd(file_path=label_path)],
+                ),
+            )
+        else:
+            writer = image_classifier.MetadataWriter.create_from_metadata_info(
+                buffer,
+                **common,
+                output_md=metadata_info.ClassificationTensorMd(
+                    name="probabilities",
+                    description="Probability of each label.",
+                    label_files=[metadata_info.LabelFileMd(label_path)],
+                    tensor_type=writer_utils.get_output_tensor_types(buffer)[0],
+                ),
+            )
         return bytes(writer.populate())
 
 

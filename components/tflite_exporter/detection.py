@@ -20,7 +20,6 @@ import json
 import os
 import random
 import statistics
-import tempfile
 import time
 from typing import Any
 
@@ -33,6 +32,7 @@ from components.image_model import export as model_export
 from components.image_model.detector import evaluation, tflite
 from components.image_model.detector import export as detector_export
 from components.image_model.model import decode_and_resize
+from components.tflite_exporter import convert
 from components.tflite_exporter.spec import (
     DEFAULT_AUTHOR,
     DEFAULT_MAX_MAP_DROP,
@@ -268,47 +268,6 @@ def convert_variants(
     }
 
 
-def add_metadata(
-    tflite_model: bytes, labels: list[str], *, name: str, version: str, description: str, author: str
-) -> bytes:
-    """Object detector metadata (as ``detector.tflite.add_metadata``: 0-255 input, mean 0 / std 1,
-    the labels on the category output) plus the model's name, version, description and author."""
-    from tensorflow_lite_support.metadata import metadata_schema_py_generated as schema
-    from tensorflow_lite_support.metadata.python.metadata_writers import (
-        metadata_info,
-        object_detector,
-        writer_utils,
-    )
-
-    buffer = bytearray(tflite_model)
-    with tempfile.TemporaryDirectory() as tmp:
-        label_path = os.path.join(tmp, "labels.txt")
-        with open(label_path, "w") as f:
-            f.writelines(f"{label}\n" for label in labels)
-        writer = object_detector.MetadataWriter.create_from_metadata_info(
-            buffer,
-            general_md=metadata_info.GeneralMd(
-                name=name, version=version, description=description, author=author
-            ),
-            input_md=metadata_info.InputImageTensorMd(
-                name="image",
-                description="Resized camera image, pixel values 0-255.",
-                norm_mean=[0.0],
-                norm_std=[1.0],
-                color_space_type=schema.ColorSpaceType.RGB,
-                tensor_type=writer_utils.get_input_tensor_types(buffer)[0],
-            ),
-            # The writer's default names (location, category, score, number of detections), which
-            # the Task Library matches outputs by; only the category output carries the labels.
-            output_category_md=metadata_info.CategoryTensorMd(
-                name="category",
-                description="The categories of the detected boxes (0-based line of the label file).",
-                label_files=[metadata_info.LabelFileMd(file_path=label_path)],
-            ),
-        )
-        return bytes(writer.populate())
-
-
 def export_variants(
     serving_dir: str,
     examples_uri: str,
@@ -337,7 +296,7 @@ def export_variants(
     models = convert_variants(serving_dir, modes, representative, trained=trained)
     size, channels = params.image_size, params.channels
     for mode in modes:
-        models[mode] = add_metadata(
+        models[mode] = convert.add_metadata(
             models[mode],
             labels,
             name=f"{model_name} ({mode})",
@@ -346,6 +305,7 @@ def export_variants(
             description=f"Object detector over {len(labels)} labels; input {size}x{size}x{channels} "
             f"pixels 0-255 ({'uint8' if mode == 'int8' else 'float32'}); outputs boxes (ymin, xmin, "
             "ymax, xmax in 0-1), classes (0-based line of the label file), scores and their count.",
+            detector=True,
         )
     tf.io.gfile.makedirs(out_dir)
     with tf.io.gfile.GFile(os.path.join(out_dir, LABELS_FILE), "w") as f:

@@ -185,23 +185,3 @@ def detect(interpreter: tf.lite.Interpreter, image: np.ndarray) -> dict[str, np.
         "detection_scores": out["detection_scores"][0, :count],
         "num_detections": count,
     }
-
-
-def add_metadata(tflite_model: bytes, labels: list[str]) -> bytes:
-    """Object detector metadata (tflite-support): 0-255 input (mean 0, std 1) and the labels.
-
-    The writer matches its four output entries to the op's output tensors by tensor index.
-    """
-    from tensorflow_lite_support.metadata.python.metadata_writers import object_detector
-
-    with tempfile.TemporaryDirectory() as tmp:
-        label_path = os.path.join(tmp, "labels.txt")
-        with open(label_path, "w") as f:
-            f.writelines(f"{label}\n" for label in labels)
-        writer = object_detector.MetadataWriter.create_for_inference(
-            bytearray(tflite_model),
-            input_norm_mean=[0.0],
-            input_norm_std=[1.0],
-            label_file_paths=[label_path],
-        )
-        return bytes(writer.populate())

@@ -1,0 +1,96 @@
+"""task: detection end to end through `cvpipe run`: scenes with COCO boxes -> tuned detector ->
+TFMA's COCO evaluation against the served model -> TF Serving SavedModel and TFLite pushed, then
+`cvpipe predict` on both. The detector's accuracy is measured in bench/detection.py; three epochs
+here check the mechanics."""
+
+import glob
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipelines.cli import main
+
+FAST_DETECTION = """
+task: detection
+training: {epochs: 3}
+tuning: {max_trials: 2, epochs: 1}
+evaluation: {min_map: 0.0}   # Mechanics: 3 epochs on 130 scenes do not learn them.
+edge: {modes: [float32, int8], representative_count: 16, max_map_drop: 1.0}
+"""
+
+
+@pytest.fixture(scope="module")
+def detection_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("detection_run")
+    images = root / "scenes"
+    assert main(["sample-data", str(images), "--kind", "scenes", "--count", "160"]) == 0
+    config = root / "detection.yaml"
+    config.write_text(FAST_DETECTION)
+    out = root / "run"
+    return images, config, out
+
+
+@pytest.mark.slow
+def test_a_detection_run_tunes_trains_evaluates_with_coco_metrics_and_pushes_both_models(
+    detection_run, capsys
+):
+    images, config, out = detection_run
+    args = ["run", "--images", str(images), "--output", str(out), "--config", str(config)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    for node in ("Tuner", "Trainer", "Evaluator", "ServingPusher", "TFLiteExporter", "EdgePusher"):
+        assert f"  < {node} finished in" in printed, node
+    assert "ModelReview" not in printed  # The review page is the classifier's.
+    assert "Test mAP@0.5: " in printed and "Evaluation: BLESSED" in printed
+    assert "TFLite int8: mAP@0.5 " in printed and "TFLite float32: mAP@0.5 " in printed
+
+    # The tuner searched the detector's space, and the Trainer trained what it chose.
+    tuned = json.loads(next(out.glob("pipeline_root/Tuner/best_hyperparameters/*/*.txt")).read_text())
+    assert set(tuned["values"]) == {"width", "head_width", "learning_rate"}
+    trials = json.loads(next(out.glob("pipeline_root/Tuner/tuner_results/*/trials.json")).read_text())
+    assert len(trials["trials"]) == 2 and all(t["status"] == "COMPLETED" for t in trials["trials"])
+    metrics = json.loads(next(out.glob("pipeline_root/Trainer/model_run/*/metrics.json")).read_text())
+    assert metrics["params"]["width"] == tuned["values"]["width"] and 0 <= metrics["test_map50"] <= 1
+
+    # TFMA's COCO metrics, recorded on the evaluation's metrics artifact.
+    from components.model_evaluator.summary import overall_metrics
+
+    evaluation = overall_metrics(next(out.glob("pipeline_root/Evaluator/evaluation/*")).as_posix())
+    assert any("map" in name.lower() for name in evaluation), evaluation
+
+    # The pushed serving model answers TF Serving's request with the TF OD API's outputs.
+    versions = glob.glob(str(out / "serving" / "cvpipe" / "[0-9]*"))
+    assert len(versions) == 1 and f"Serving model: {versions[0]}" in printed
+    served = tf.saved_model.load(versions[0]).signatures["serving_default"]
+    sample = sorted(images.glob("*.jpg"))[0]
+    found = served(image_bytes=tf.constant([sample.read_bytes()]))
+    assert {
+        "detection_boxes",
+        "detection_scores",
+        "detection_classes",
+        "detection_labels",
+        "num_detections",
+    } <= set(found)
+    boxes = found["detection_boxes"].numpy()
+    assert boxes.shape[-1] == 4 and np.all((boxes >= 0) & (boxes <= 1))
+
+    edge = out / "edge" / "cvpipe" / os.path.basename(versions[0])
+    assert {"model_float32.tflite", "model_int8.tflite", "labels.txt", "parity.json"} <= set(os.listdir(edge))
+    parity = json.loads((edge / "parity.json").read_text())
+    assert parity["blessed"] and {v["mode"] for v in parity["variants"]} == {"float32", "int8"}
+
+    # cvpipe predict prints boxes from either model.
+    for model in (str(out / "serving" / "cvpipe"), str(edge / "model_int8.tflite")):
+        assert main(["predict", model, str(sample)]) == 0
+        assert str(sample) in capsys.readouterr().out
+
+    # An unchanged rerun reuses every node.
+    assert main(args) == 0
+    again = capsys.readouterr().out
+    assert not re.search(r"^  < \w+ finished in", again, re.M), again
+    for node in ("ImageExampleGen", "Tuner", "Trainer", "Evaluator", "TFLiteExporter", "EdgePusher"):
+        assert f"  = {node} reused from cache" in again, node
