@@ -87,7 +87,7 @@ def decoded_split(
             elif (j := rng.randrange(seen + 1)) < sample:
                 chosen[j] = record
         records = chosen
-    features = {**evaluation._GT_FEATURES, example_spec.IMAGE: tf.io.FixedLenFeature([], tf.string)}
+    features = {**evaluation.GROUND_TRUTH_FEATURES, example_spec.IMAGE: tf.io.FixedLenFeature([], tf.string)}
     images, truth = [], []
     for record in records:
         parsed = tf.io.parse_single_example(record, features)

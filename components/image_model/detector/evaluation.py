@@ -17,7 +17,7 @@ from components.image_model.data import list_files
 from components.image_model.detector.data import BOX_KEYS
 from components.image_model.export import EXAMPLES_SIGNATURE
 
-_GT_FEATURES = {
+GROUND_TRUTH_FEATURES = {
     spec.WIDTH: tf.io.FixedLenFeature([], tf.int64),
     spec.HEIGHT: tf.io.FixedLenFeature([], tf.int64),
     **{key: tf.io.VarLenFeature(tf.float32) for key in BOX_KEYS},
@@ -100,7 +100,7 @@ def evaluate_saved_model(export_dir: str, patterns: list[str], *, batch_size: in
     ground_truth, detections = [], []
     for batch in records:
         outputs = {k: v.numpy() for k, v in serve(examples=batch).items()}
-        parsed = tf.io.parse_example(batch, _GT_FEATURES)
+        parsed = tf.io.parse_example(batch, GROUND_TRUTH_FEATURES)
         dense = {
             k: tf.sparse.to_dense(v).numpy() if isinstance(v, tf.SparseTensor) else v.numpy()
             for k, v in parsed.items()
