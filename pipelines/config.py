@@ -47,7 +47,6 @@ class InputConfig:
 
 
 TASKS = ("classification", "detection")  # components/image_example_gen/spec.TASKS
-DETECTION_EDGE_MODES = ("float32", "int8")  # components/image_model/detector/tflite.MODES
 
 
 @dataclasses.dataclass
@@ -336,9 +335,11 @@ class Config:
         except ModuleConfigError as e:
             raise ConfigError(str(e)) from None
         if self.task == "detection" and self.edge.enabled:
-            unsupported = [m for m in self.edge.modes if m not in DETECTION_EDGE_MODES]
+            from components.tflite_exporter.spec import DETECTION_MODES
+
+            unsupported = [m for m in self.edge.modes if m not in DETECTION_MODES]
             if unsupported:
-                supported = " and ".join(DETECTION_EDGE_MODES)
+                supported = " and ".join(DETECTION_MODES)
                 raise ConfigError(f"edge.modes: a detector exports {supported} only, got {unsupported}")
 
 
