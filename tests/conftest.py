@@ -62,6 +62,29 @@ def cvpipe_in_fresh_process(args: list[str]) -> FreshRun:
     return FreshRun(result.returncode, out + "\n" if out else "", result.stderr, heavy)
 
 
+def spread_out_detector(params, seed: int = 3):
+    """An untrained detector (``DetectorParams``) whose heads are spread out: scores 0.01-0.9,
+    boxes off their anchors. Two runtimes or two evaluators can be compared without training."""
+    import tensorflow as tf
+
+    from components.image_model.detector.network import build_detector
+
+    tf.keras.utils.set_random_seed(seed)
+    model = build_detector(params)
+    rng = np.random.default_rng(seed)
+    bn = model.get_layer("input_bn")
+    bn.moving_mean.assign(np.full(3, 100.0, np.float32))
+    bn.moving_variance.assign(np.full(3, 60.0**2, np.float32))
+    for stride in params.strides:
+        for branch, std, bias in (("box", 0.1, 0.0), ("class", 0.5, -2.5)):
+            layer = model.get_layer(f"head{stride}_{branch}_out")
+            kernel, biases = layer.get_weights()
+            layer.set_weights(
+                [rng.normal(0, std, kernel.shape).astype(np.float32), np.full_like(biases, bias)]
+            )
+    return model
+
+
 def write(path, data: bytes) -> str:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:

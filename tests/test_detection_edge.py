@@ -21,8 +21,9 @@ from PIL import Image
 from components.image_example_gen import spec as example_spec
 from components.image_model.detector import evaluation, tflite
 from components.image_model.detector import export as detector_export
-from components.image_model.detector.network import DetectorParams, build_detector
+from components.image_model.detector.network import DetectorParams
 from components.tflite_exporter import convert, detection, spec
+from tests import conftest
 from tests.conftest import encode
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,21 +34,8 @@ PSEUDO_BOXES_PER_IMAGE = 3
 
 
 def spread_out_detector(seed: int) -> tf.keras.Model:
-    """An untrained detector whose heads give varied scores and boxes (tests/test_detector_tflite.py)."""
-    tf.keras.utils.set_random_seed(seed)
-    model = build_detector(PARAMS)
-    rng = np.random.default_rng(seed)
-    bn = model.get_layer("input_bn")
-    bn.moving_mean.assign(np.full(3, 100.0, np.float32))
-    bn.moving_variance.assign(np.full(3, 60.0**2, np.float32))
-    for stride in PARAMS.strides:
-        for branch, std, bias in (("box", 0.1, 0.0), ("class", 0.5, -2.5)):
-            layer = model.get_layer(f"head{stride}_{branch}_out")
-            kernel, biases = layer.get_weights()
-            layer.set_weights(
-                [rng.normal(0, std, kernel.shape).astype(np.float32), np.full_like(biases, bias)]
-            )
-    return model
+    """An untrained detector whose heads give varied scores and boxes (conftest.spread_out_detector)."""
+    return conftest.spread_out_detector(PARAMS, seed)
 
 
 def rewrite_split(examples_dir: str, split: str, out_dir: str, boxes_of) -> None:

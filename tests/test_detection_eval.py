@@ -24,6 +24,7 @@ from components.kfp_ui import MetricsTable
 from components.model_evaluator import detection, spec
 from components.model_evaluator.executor import Executor
 from components.served_model import spec as served_spec
+from tests.conftest import spread_out_detector
 
 LABELS = ["circle", "square", "triangle"]
 # The replayed detections, stored in each example beside its ground truth.
@@ -157,25 +158,12 @@ def export_spread_detector(export_dir: str) -> None:
     in tests/test_detector_tflite.py), at most 10 detections an image, with the real export. One
     head level of depth 1: Keras saves it in about 7 s here, the default two levels in 17 s."""
     from components.image_model.detector import export
-    from components.image_model.detector.network import DetectorParams, build_detector
+    from components.image_model.detector.network import DetectorParams
 
     params = DetectorParams(
         num_classes=3, image_size=64, width=8, head_width=16, head_depth=1, strides=(8,), max_detections=10
     )
-    tf.keras.utils.set_random_seed(3)
-    model = build_detector(params)
-    rng = np.random.default_rng(3)
-    bn = model.get_layer("input_bn")
-    bn.moving_mean.assign(np.full(3, 100.0, np.float32))
-    bn.moving_variance.assign(np.full(3, 60.0**2, np.float32))
-    for stride in params.strides:
-        for branch, std, bias in (("box", 0.1, 0.0), ("class", 0.5, -2.5)):
-            layer = model.get_layer(f"head{stride}_{branch}_out")
-            kernel, biases = layer.get_weights()
-            layer.set_weights(
-                [rng.normal(0, std, kernel.shape).astype(np.float32), np.full_like(biases, bias)]
-            )
-    export.export_detector(model, LABELS, export_dir, params)
+    export.export_detector(spread_out_detector(params, seed=3), LABELS, export_dir, params)
 
 
 # --- Running the ModelEvaluator executor -----------------------------------------------------------

@@ -8,10 +8,10 @@ import tensorflow as tf
 from PIL import Image, ImageDraw
 
 from components.image_model.detector import export, tflite
-from components.image_model.detector.network import DetectorParams, build_detector
+from components.image_model.detector.network import DetectorParams
 from components.image_model.export import SERVING_SIGNATURE
 from components.tflite_exporter import convert
-from tests.conftest import encode
+from tests.conftest import encode, spread_out_detector
 
 LABELS = ["circle", "square", "triangle"]
 PARAMS = DetectorParams(num_classes=3, image_size=128, width=8, head_width=16)
@@ -39,19 +39,7 @@ def scenes(count, seed):
 def detector(tmp_path_factory):
     """A small untrained detector whose heads are spread out (scores 0.01-0.9, boxes off-anchor),
     exported with the real serving export: no training needed to compare two runtimes."""
-    tf.keras.utils.set_random_seed(3)
-    model = build_detector(PARAMS)
-    rng = np.random.default_rng(3)
-    bn = model.get_layer("input_bn")
-    bn.moving_mean.assign(np.full(3, 100.0, np.float32))
-    bn.moving_variance.assign(np.full(3, 60.0**2, np.float32))
-    for stride in PARAMS.strides:
-        for branch, std, bias in (("box", 0.1, 0.0), ("class", 0.5, -2.5)):
-            layer = model.get_layer(f"head{stride}_{branch}_out")
-            kernel, biases = layer.get_weights()
-            layer.set_weights(
-                [rng.normal(0, std, kernel.shape).astype(np.float32), np.full_like(biases, bias)]
-            )
+    model = spread_out_detector(PARAMS, seed=3)
     serving = str(tmp_path_factory.mktemp("detector_tflite") / "serving")
     export.export_detector(model, LABELS, serving, PARAMS)
     trained = tf.keras.models.load_model(serving, compile=False)
