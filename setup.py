@@ -24,5 +24,5 @@ setup(
         "scikit-learn",
     ],
     extras_require={"test": ["pytest", "ruff", "playwright", "kubernetes-validate"]},
-    entry_points={"console_scripts": ["cvpipe=pipelines.cli:main"]},
+    entry_points={"console_scripts": ["cvpipe=pipelines.cli:entry"]},
 )

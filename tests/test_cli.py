@@ -100,13 +100,15 @@ def test_run_killed_in_training_resumes_trains_blesses_pushes_and_reuses_the_cac
     config.write_text(FAST_MODEL)
     out = tmp_path / "run"
     args = ["run", "--images", str(images), "--output", str(out), "--config", str(config)]
-    killed = kill_during(args, "Epoch 3/10", seconds_after=1)  # Keras's progress: mid-training.
+    killed = kill_during(args, "Epoch 5/10", seconds_after=1)  # Keras's progress: mid-training.
     assert "< Tuner finished" in killed and "Trainer finished" not in killed
 
     assert main(args) == 0  # Started again: reuses what finished, redoes the Trainer, completes.
     printed = capsys.readouterr().out
     # The Trainer resumed from its last completed epoch (BackupAndRestore), not from the start.
-    assert "Epoch 10/10" in printed and "Epoch 1/10" not in printed
+    before = [int(e) for e in re.findall(r"^Epoch (\d+)/10", killed, re.M)]
+    epochs = [int(e) for e in re.findall(r"^Epoch (\d+)/10", printed, re.M)]
+    assert epochs == list(range(epochs[0], 11)) and epochs[0] > before[0], (before, epochs)
     # Progress: a line per node as it is reused, starts and finishes (with its duration).
     assert "  = Tuner reused from cache" in printed and "  > Trainer started" in printed
     assert re.search(r"  < EdgePusher finished in \d+\.\ds", printed)
@@ -147,6 +149,11 @@ def test_run_killed_in_training_resumes_trains_blesses_pushes_and_reuses_the_cac
     # Training throughput in the run's metrics: the Trainer's, and every tuning trial's.
     trained = json.loads(next(out.glob("pipeline_root/Trainer/model_run/*/metrics.json")).read_text())
     assert trained["images_per_second"] > 0 and trained["first_epoch_images_per_second"] > 0
+    # It went on from the best trial's weights (2-epoch trials): only the remaining epochs.
+    best = json.loads(next(out.glob("pipeline_root/Tuner/tuner_results/*/best_trial.json")).read_text())
+    assert trained["continued_from"]["epochs"] == best["epochs"] in (1, 2)
+    done = best["epochs"]
+    assert f"Trained:   {10 - done} epochs on from the best trial's weights (its {done})" in printed
     tuning = json.loads(next(out.glob("pipeline_root/Tuner/tuner_results/*/trials.json")).read_text())
     assert tuning["worker_restarts"] == [] and len(tuning["trials"]) >= 1
     assert all(t["status"] == "COMPLETED" and t["images_per_second"] > 0 for t in tuning["trials"])
@@ -211,7 +218,8 @@ def test_run_killed_in_training_resumes_trains_blesses_pushes_and_reuses_the_cac
     assert "cvpipe model review: blessed by the Evaluator" in text and "Data validation report" in text
     for section in ("Confusion matrix", "Most confident mistakes", "TFLite against the SavedModel"):
         assert section in text, section
-    assert "Tuning trials" in text and "Training resumed at epoch" in text  # Killed, then resumed.
+    assert "Tuning trials" in text and f"Training resumed at epoch {epochs[0]}" in text
+    assert f"Epochs 1-{done} are the best tuning trial's" in text  # Killed, then resumed.
     assert 'href="validation_report.html"' in (out / "model_review.html").read_text(encoding="utf-8")
     requests, text, _ = open_offline(str(out / "validation_report.html"))
     assert requests == [f"file://{out / 'validation_report.html'}"] and "Model review" in text

@@ -256,6 +256,61 @@ def test_trainer_backup_is_inside_the_pipeline_root_and_found_again_by_a_new_exe
     assert specs[0].epochs == 15 and specs[2].epochs == 3 and specs[0].image_size == 32
 
 
+def _trial_results(root, hyperparameters: dict, epochs: int) -> str:
+    """A tuner_results artifact as the Tuner leaves it: best_trial.json beside best_trial/."""
+    import json
+
+    results = root / "tuner_results"
+    (results / "best_trial").mkdir(parents=True)
+    record = {"trial_id": "02", "hyperparameters": hyperparameters, "score": 0.9, "epochs": epochs}
+    (results / "best_trial.json").write_text(json.dumps({**record, "checkpoint": "best_trial/checkpoint"}))
+    return str(results)
+
+
+@pytest.mark.parametrize(
+    "trial, edit, continues",
+    [
+        ({"width": 24, "depth": 1, "learning_rate": 0.002, "dropout": 0.1}, {}, True),
+        ({"width": 24, "depth": 1, "learning_rate": 0.002, "dropout": 0.3}, {}, False),  # Another network.
+        (
+            {"width": 24, "depth": 1, "learning_rate": 0.002, "dropout": 0.1},
+            {"epochs": 4},
+            False,
+        ),  # Not fewer.
+        (
+            {"width": 24, "depth": 1, "learning_rate": 0.002, "dropout": 0.1},
+            {"from_best_trial": False},
+            False,
+        ),
+    ],
+)
+def test_trainer_continues_from_the_best_trial_only_for_the_same_network(
+    tmp_path, monkeypatch, trial, edit, continues
+):
+    from components.image_model import trainer_module
+    from components.image_model.trainer import TUNER_RESULTS_CONFIG
+    from components.image_model.training import TrainSpec
+
+    specs = []
+    monkeypatch.setattr(
+        trainer_module,
+        "run_training_process",
+        lambda spec_json, **_: specs.append(TrainSpec.from_json(spec_json)) or [],
+    )
+    config = _edited("model", "image_size", 32)
+    config["training"].update(edit)
+    fn_args = _fn_args(tmp_path, {**config, TUNER_RESULTS_CONFIG: _trial_results(tmp_path, trial, 4)})
+    fn_args.hyperparameters = {"values": {"width": 24, "depth": 1, "learning_rate": 0.002, "dropout": 0.1}}
+    trainer_module.run_fn(fn_args)
+
+    (spec,) = specs
+    if continues:
+        assert spec.initial_checkpoint == str(tmp_path / "tuner_results" / "best_trial" / "checkpoint")
+        assert (spec.initial_epoch, spec.epochs) == (4, 15)
+    else:
+        assert (spec.initial_checkpoint, spec.initial_epoch) == (None, 0)
+
+
 def test_kubeflow_trainer_backup_is_under_the_runs_trainer_directory():
     from components.image_model.trainer_module import backup_dir
 

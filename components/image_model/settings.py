@@ -53,6 +53,7 @@ class TrainingSettings:
     strategy: str  # single | mirrored | multi_worker
     workers: int  # Local worker processes for multi_worker.
     warm_start: bool  # Start from the served model (incremental spans).
+    from_best_trial: bool  # With tuning: continue from the best trial's weights (remaining epochs).
     cache: bool  # Keep decoded images in memory after the first epoch.
     fresh_process: bool  # single/mirrored: fit in a fresh worker process (restarted if killed).
 

@@ -25,8 +25,9 @@ from components.image_model import data
 from components.image_model.detector.training import DetectionTrainSpec
 from components.image_model.detector.training import train as train_detector
 from components.image_model.settings import ModuleConfig
+from components.image_model.trainer import TUNER_RESULTS_CONFIG
 from components.image_model.training import TrainSpec, train
-from components.image_model.tuning import TuneSpec, default_space, fit_kwargs, make_tuner
+from components.image_model.tuning import TuneSpec, default_space, fit_kwargs, make_tuner, read_best_trial
 from components.image_model.workers import run_training_process, run_training_workers
 
 
@@ -74,7 +75,8 @@ def _image_size(configured: int, patterns: list[str], task: str = "classificatio
 
 def settings(fn_args) -> ModuleConfig:
     """The module's typed settings from ``fn_args.custom_config``; errors name the bad field."""
-    return ModuleConfig.from_dict(fn_args.custom_config)
+    custom = {k: v for k, v in (fn_args.custom_config or {}).items() if k != TUNER_RESULTS_CONFIG}
+    return ModuleConfig.from_dict(custom)
 
 
 def tuner_fn(fn_args) -> TunerFnResult:
@@ -130,12 +132,16 @@ def run_fn(fn_args) -> None:
     if fn_args.hyperparameters:
         hyperparameters.update(fn_args.hyperparameters.get("values", {}))
     train_files = list(fn_args.train_files)
+    warm_start_dir = _warm_start_dir(fn_args) if config.training.warm_start else None
+    tuner_results = (fn_args.custom_config or {}).get(TUNER_RESULTS_CONFIG)
+    trial = read_best_trial(tuner_results) if tuner_results and not warm_start_dir else None
     fingerprint = {
         "task": config.task,
         "train_files": train_files,
         "hyperparameters": hyperparameters,
         "model": dataclasses.asdict(config.model),
         "training": dataclasses.asdict(config.training),
+        "tuner_results": tuner_results,
     }
     detection = config.task == "detection"
     spec = (DetectionTrainSpec if detection else TrainSpec)(
@@ -153,9 +159,11 @@ def run_fn(fn_args) -> None:
         epochs=config.training.epochs,
         batch_size=config.training.batch_size,
         strategy=config.training.strategy,
-        warm_start_dir=_warm_start_dir(fn_args) if config.training.warm_start else None,
+        warm_start_dir=warm_start_dir,
         cache=config.training.cache,
     )
+    if trial and config.training.from_best_trial:
+        spec = _continue_from_trial(spec, trial)
     logging.info("cvpipe trainer: %s", spec)
     kind = "detect" if detection else "train"
     if config.training.strategy == "multi_worker":
@@ -170,6 +178,25 @@ def run_fn(fn_args) -> None:
         train_detector(spec, log_dir=fn_args.model_run_dir)
     else:
         train(spec, log_dir=fn_args.model_run_dir)
+
+
+def _continue_from_trial(spec, trial: dict):
+    """``spec`` continuing from the tuning trial's weights when they are the same network and
+    fewer epochs than the Trainer's; else ``spec`` unchanged (from scratch), and the log says why."""
+    as_trial = dataclasses.replace(spec, hyperparameters=trial["hyperparameters"])
+    if as_trial.model_params() != spec.model_params():
+        reason = f"trial {trial['trial_id']} built another network ({trial['hyperparameters']})"
+    elif trial["epochs"] >= spec.epochs:
+        reason = f"trial {trial['trial_id']} trained {trial['epochs']} epochs, not fewer than {spec.epochs}"
+    else:
+        logging.info(
+            "cvpipe trainer: continuing from trial %s after its %d epochs", trial["trial_id"], trial["epochs"]
+        )
+        return dataclasses.replace(
+            spec, initial_checkpoint=trial["checkpoint"], initial_epoch=trial["epochs"]
+        )
+    logging.warning("cvpipe trainer: training from scratch: %s", reason)
+    return spec
 
 
 def _warm_start_dir(fn_args) -> str | None:

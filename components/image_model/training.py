@@ -45,6 +45,8 @@ class TrainSpec:
     steps_per_epoch: int = 0  # 0: one pass over the training split.
     strategy: str = "single"
     warm_start_dir: str | None = None
+    initial_checkpoint: str | None = None  # Weights to continue from (the best tuning trial's),
+    initial_epoch: int = 0  # and the epochs already behind them: fit trains the rest.
     cache: bool = True
     seed: int = 0
     weights_dump_dir: str | None = None  # Each worker saves its final weights here (for checks).
@@ -105,11 +107,14 @@ def train(spec: TrainSpec, *, log_dir: str | None = None) -> dict[str, float]:
             warm = tf.keras.models.load_model(spec.warm_start_dir, compile=False)
             if warm.output_shape[-1] == model.output_shape[-1]:
                 model.set_weights(warm.get_weights())
+        elif spec.initial_checkpoint:
+            continue_from(model, spec.initial_checkpoint)
 
     meter = speed.Throughput(global_batch)
     history = model.fit(
         train_ds,
         steps_per_epoch=steps,
+        initial_epoch=spec.initial_epoch if spec.initial_checkpoint else 0,
         epochs=spec.epochs,
         validation_data=eval_ds,
         callbacks=fit_callbacks(spec.backup_dir, meter, log_dir),
@@ -139,6 +144,7 @@ def train(spec: TrainSpec, *, log_dir: str | None = None) -> dict[str, float]:
         **speed.summarise(meter.rates),
         "hyperparameters": spec.hyperparameters,
         "epochs": spec.epochs,
+        **continued(spec),
         "image_size": spec.image_size,
         "batch_size": global_batch,
         "strategy": spec.strategy,
@@ -146,6 +152,19 @@ def train(spec: TrainSpec, *, log_dir: str | None = None) -> dict[str, float]:
     }
     finish_run(spec.model_run_dir, spec.backup_dir, summary, history)
     return metrics
+
+
+def continue_from(model: tf.keras.Model, checkpoint: str) -> None:
+    """Restores a tuning trial's checkpoint into ``model`` (built and compiled for the same
+    network): its weights now, its optimizer's step count and moments as the optimizer builds them."""
+    model.load_weights(checkpoint).assert_existing_objects_matched()
+
+
+def continued(spec) -> dict[str, Any]:
+    """What ``metrics.json`` says about a run that continued from a tuning trial's weights."""
+    if not spec.initial_checkpoint:
+        return {}
+    return {"continued_from": {"checkpoint": spec.initial_checkpoint, "epochs": spec.initial_epoch}}
 
 
 def fit_callbacks(backup_dir: str, meter: speed.Throughput, log_dir: str | None) -> list:

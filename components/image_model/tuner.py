@@ -5,7 +5,8 @@ directory (keras-tuner's trial files) is temporary. This executor also writes ``
 beside ``tuner_results.json``: the tuning workers that had to be restarted, and for each trial its
 status, hyperparameters, score, the worker that ran it and its training throughput (steady-state
 and first-epoch ``images_per_second``), to compare with the Trainer's (in its ``metrics.json``)
-and with a plain Keras fit (bench/train_speed.py).
+and with a plain Keras fit (bench/train_speed.py). The best trial's weights go there too
+(``best_trial/`` and ``best_trial.json``): the Trainer continues from them.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import os
 from typing import Any
 
 import tensorflow as tf
+from absl import logging
 from tfx.components.tuner import component as tfx_tuner_component
 from tfx.components.tuner import executor as tfx_tuner
 from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils, standard_component_specs
 
-from components.image_model import speed
+from components.image_model import speed, tuning
 
 TRIALS_FILE = "trials.json"
 
@@ -61,6 +63,13 @@ class Executor(tfx_tuner.Executor):
                 "worker_restarts": getattr(tuner, "worker_restarts", []),
             }
             f.write(json.dumps(record, indent=2))
+        best = tuning.save_best_trial(tuner, results_uri)
+        if best:
+            logging.info(
+                "Tuner: trial %s's weights (%d epochs) kept for the Trainer", best["trial_id"], best["epochs"]
+            )
+        else:
+            logging.warning("Tuner: no trial weights to keep; the Trainer will start from scratch")
 
 
 class Tuner(tfx_tuner_component.Tuner):

@@ -32,6 +32,9 @@ from components.image_model.settings import ALGORITHMS
 OBJECTIVE = "val_sparse_categorical_accuracy"  # Classification: higher is better.
 DETECTION_OBJECTIVE = "val_loss"  # Detection: the eval split's loss (score + box), lower is better.
 TRIAL_TUNERS = "trial_tuners.json"  # In the project directory: trial id -> tuner id.
+CHECKPOINT_EPOCHS = "checkpoint_epochs"  # Trial metric: epochs behind its saved (best-epoch) weights.
+BEST_TRIAL_DIR = "best_trial"  # In tuner_results: the best trial's weights (TF checkpoint files),
+BEST_TRIAL_FILE = "best_trial.json"  # and what they are: trial id, hyperparameters, score, epochs.
 DEFAULT_SPACE = {  # default.yaml's tuning.search_space; the Tuner uses it for an empty one.
     "width": [16, 24, 32],
     "depth": [1, 2],
@@ -125,24 +128,30 @@ def make_tuner(spec: TuneSpec, *, overwrite: bool) -> kt.Tuner:
             meter = speed.Throughput(spec.batch_size)
             kwargs["callbacks"] = [*kwargs.get("callbacks", []), meter, StopAtPerfectScore()]
             histories = super().run_trial(trial, *args, **kwargs)
-            # The trial's metrics (best epoch by the objective) plus its training throughput; a dict
-            # travels to a parallel search's oracle over gRPC like the metrics do.
+            # The trial's metrics (best epoch by the objective) plus its training throughput and
+            # how many epochs its saved weights (keras-tuner keeps the best epoch's) have behind
+            # them; a dict travels to a parallel search's oracle over gRPC like the metrics do.
             metrics = tuner_utils.convert_to_metrics_dict(histories, self.oracle.objective)
-            return {**metrics, **speed.summarise(meter.rates)}
+            epochs = checkpoint_epochs(histories[0], self.oracle.objective)
+            return {**metrics, **speed.summarise(meter.rates), CHECKPOINT_EPOCHS: float(epochs)}
 
-        def get_best_hyperparameters(self, num_trials=1):
-            # Equal scores (on easy data several trials reach a perfect validation accuracy) go to
-            # the smaller network: same accuracy, faster to train, serve and run on a device.
+        def ranked_trials(self) -> list:
+            """Completed trials, best first. Equal scores (on easy data several trials reach a
+            perfect validation accuracy) go to the smaller network: same accuracy, faster to
+            train, serve and run on a device."""
             completed = [t for t in self.oracle.trials.values() if t.status == "COMPLETED"]
             sign = -1.0 if self.oracle.objective.direction == "max" else 1.0
-            ranked = sorted(
+            return sorted(
                 completed,
                 key=lambda t: (
                     sign * t.score if t.score is not None else float("inf"),
                     _network_size(t.hyperparameters.values, spec.task),
                 ),
             )
-            others = [t for t in self.oracle.get_best_trials(len(self.oracle.trials)) if t not in completed]
+
+        def get_best_hyperparameters(self, num_trials=1):
+            ranked = self.ranked_trials()
+            others = [t for t in self.oracle.get_best_trials(len(self.oracle.trials)) if t not in ranked]
             return [t.hyperparameters for t in (ranked + others)[:num_trials]]
 
         def search(self, *args, **kwargs):
@@ -159,11 +168,63 @@ def make_tuner(spec: TuneSpec, *, overwrite: bool) -> kt.Tuner:
         directory=spec.directory,
         project_name=spec.project_name,
         overwrite=overwrite,
-        seed=spec.seed,
+        # keras-tuner takes a seed of 0 for "none" and draws one at random: the same search then
+        # proposed other networks on every run (and took 60-80 s instead of one time).
+        seed=spec.seed + 1,
     )
     if spec.algorithm == "hyperband":
         return CvpipeTuner(_hypermodel(spec), max_epochs=spec.epochs, factor=3, **common)
     return CvpipeTuner(_hypermodel(spec), max_trials=spec.max_trials, **common)
+
+
+def checkpoint_epochs(history, objective) -> int:
+    """Epochs of training behind a trial's saved weights: keras-tuner saves the first epoch with
+    the best objective (``SaveBestEpoch``), or every epoch when the logs lack the objective."""
+    values = history.history.get(objective.name) if history is not None else None
+    if not values:
+        return len(getattr(history, "epoch", []) or [])
+    best = max(values) if objective.direction == "max" else min(values)
+    return values.index(best) + 1
+
+
+def save_best_trial(tuner: kt.Tuner, directory: str) -> dict[str, Any] | None:
+    """Copies the best trial's saved weights to ``directory``/best_trial/ and describes them in
+    ``directory``/best_trial.json, for the Trainer to continue from; returns that description.
+
+    None when there is nothing to continue from: no completed trial, or its weights are not
+    where the trials wrote them (workers on another machine without a shared directory)."""
+    ranked = tuner.ranked_trials()
+    if not ranked:
+        return None
+    trial = ranked[0]
+    checkpoint = os.path.join(tuner.get_trial_dir(trial.trial_id), "checkpoint")
+    files = tf.io.gfile.glob(checkpoint + ".*")  # checkpoint.index, checkpoint.data-*-of-*
+    if not files or not trial.metrics.exists(CHECKPOINT_EPOCHS):
+        return None
+    target = os.path.join(directory, BEST_TRIAL_DIR)
+    tf.io.gfile.makedirs(target)
+    for path in files:
+        tf.io.gfile.copy(path, os.path.join(target, os.path.basename(path)), overwrite=True)
+    record = {
+        "trial_id": trial.trial_id,
+        "hyperparameters": dict(trial.hyperparameters.values),
+        "score": trial.score,
+        "epochs": int(trial.metrics.get_last_value(CHECKPOINT_EPOCHS)),
+        "checkpoint": f"{BEST_TRIAL_DIR}/checkpoint",  # Relative to ``directory``.
+    }
+    with tf.io.gfile.GFile(os.path.join(directory, BEST_TRIAL_FILE), "w") as f:
+        f.write(json.dumps(record, indent=2))
+    return record
+
+
+def read_best_trial(directory: str) -> dict[str, Any] | None:
+    """``save_best_trial``'s description with ``checkpoint`` made a full path; None if absent."""
+    path = os.path.join(directory, BEST_TRIAL_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        record = json.loads(f.read())
+    return {**record, "checkpoint": os.path.join(directory, record["checkpoint"])}
 
 
 def trial_seed(seed: int, trial_id: str) -> int:

@@ -315,7 +315,14 @@ def _curves(review: dict) -> str:
         _line_chart(name, series, epochs) for name, series in review_lib.learning_curves(history)
     )
     body = f'<div class="charts">{charts}</div>'
-    if epochs and epochs[0] > 0:
+    # The Trainer may start after the best tuning trial's epochs; a resumed attempt after more.
+    continued = int(((review.get("training") or {}).get("continued_from") or {}).get("epochs", 0))
+    if continued:
+        body += (
+            f"<p class='note'>Epochs 1-{continued} are the best tuning trial's: the Trainer continued "
+            "from its weights, so they are not in this history.</p>"
+        )
+    if epochs and epochs[0] > continued:
         body += (
             f"<p class='note'>Training resumed at epoch {epochs[0] + 1} (BackupAndRestore): the epochs "
             "before it ran in the interrupted attempt and are not in this history.</p>"

@@ -27,6 +27,8 @@ from components.image_model.detector.network import DetectorParams, build_detect
 from components.image_model.training import (
     _has_records,
     _shard_by_data,
+    continue_from,
+    continued,
     finish_run,
     fit_callbacks,
     is_chief,
@@ -54,6 +56,8 @@ class DetectionTrainSpec:
     steps_per_epoch: int = 0  # 0: one pass over the training split.
     strategy: str = "single"
     warm_start_dir: str | None = None  # A detector SavedModel to start from (same network only).
+    initial_checkpoint: str | None = None  # Weights to continue from (the best tuning trial's),
+    initial_epoch: int = 0  # and the epochs already behind them: fit trains the rest.
     cache: bool = True
     seed: int = 0
 
@@ -109,12 +113,16 @@ def train(spec: DetectionTrainSpec, *, log_dir: str | None = None) -> dict[str, 
         model = compile_detector(build_detector(params), params, total_steps=steps * spec.epochs)
         if spec.warm_start_dir:
             _warm_start(model, spec.warm_start_dir)
+        elif spec.initial_checkpoint:
+            # With the optimizer's step count, so the learning-rate schedule goes on from there.
+            continue_from(model, spec.initial_checkpoint)
 
     meter = speed.Throughput(global_batch)
     started = time.monotonic()
     history = model.fit(
         _shard_by_data(train_ds),
         steps_per_epoch=steps,
+        initial_epoch=spec.initial_epoch if spec.initial_checkpoint else 0,
         epochs=spec.epochs,
         validation_data=eval_ds,
         callbacks=fit_callbacks(spec.backup_dir, meter, log_dir),
@@ -138,6 +146,7 @@ def train(spec: DetectionTrainSpec, *, log_dir: str | None = None) -> dict[str, 
         "hyperparameters": spec.hyperparameters,
         "params": params.to_dict(),
         "epochs": spec.epochs,
+        **continued(spec),
         "batch_size": global_batch,
         "strategy": spec.strategy,
     }
