@@ -5,7 +5,8 @@ the other, each in its own fresh process with TensorFlow's own defaults in the e
 tree's package sets what it sets). The older tree is exported with ``git archive`` into a temporary
 directory and run from there with the same virtualenv. Prints a per-component table, the totals,
 the test accuracy and the blessing of each, and the ratio new / old. Target: ratio <= 0.5 with the
-same blessing and test accuracy.
+same blessing and test accuracy. Both runs give keras-tuner's oracle the same seed
+(bench/oracle_seed/sitecustomize.py), so both tune the same four networks.
 
     .venv/bin/python bench/demo.py                     # baseline: the commit before the speed work
     .venv/bin/python bench/demo.py --baseline HEAD~3 --count 600
@@ -25,6 +26,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEFORE_SPEED_WORK = "8b7c5eb"  # main before issue 13 (oneDNN off, 4 full tuning trials).
+ORACLE_SEED = os.path.join(ROOT, "bench", "oracle_seed")
 FINISHED = re.compile(r"^\s+[<=!] (\S+) (finished in|reused from cache|failed after) ?([\d.]+)?s?")
 
 
@@ -38,7 +40,9 @@ def export_tree(revision: str, into: str) -> str:
 def run_demo(tree: str, images: str, output: str, log_path: str) -> dict:
     """``cvpipe run`` of ``tree``'s code in a new process; its wall time, node times and results."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_ENABLE_ONEDNN", "CVPIPE_"))}
-    env.update(PYTHONPATH=tree, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    # bench/oracle_seed/sitecustomize.py: both trees tune the same networks (its docstring says why).
+    pythonpath = os.pathsep.join([tree, ORACLE_SEED])
+    env.update(PYTHONPATH=pythonpath, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
     command = [sys.executable, "-m", "pipelines.cli", "run", "--images", images, "--output", output]
     started = time.perf_counter()
     nodes: dict[str, float] = {}

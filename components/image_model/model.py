@@ -72,8 +72,13 @@ def decode_and_resize(image_bytes: tf.Tensor, image_size: int, channels: int) ->
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
 
+@keras.utils.register_keras_serializable(package="cvpipe")
 class Scale(layers.Layer):
-    """Multiplies by one trainable scalar: lets the network pick the input range after BN."""
+    """Multiplies by one trainable scalar: lets the network pick the input range after BN.
+
+    Registered: the SavedModel is written without Keras' layer traces (export.save_model), so
+    ``tf.keras.models.load_model`` rebuilds this layer from its class, found once this module is
+    imported."""
 
     def build(self, input_shape):
         self.scale = self.add_weight(name="scale", shape=(), initializer="ones", trainable=True)

@@ -77,10 +77,12 @@ def export_variants(
         [os.path.join(examples_uri, "Split-eval", "*")], size, channels
     )
 
-    reference = tf.keras.models.load_model(serving_dir, compile=False)
-    reference_top1 = np.argmax(reference.predict(eval_images, batch_size=256, verbose=0), axis=1)
+    # The SavedModel's network and weights, with a float input: the reference predictions (the
+    # uint8 -> float cast at the SavedModel's front is exact) and what is converted.
+    network = convert.float_input_model(serving_dir)
+    reference = network.predict(eval_images.astype(np.float32), batch_size=256, verbose=0)
+    reference_top1 = np.argmax(reference, axis=1)
     reference_accuracy = float(np.mean(reference_top1 == eval_labels))
-    network = convert.float_input_model(serving_dir, trained=reference)
     representative = convert.representative_sample(train_images, train_labels, representative_count)
 
     tf.io.gfile.makedirs(out_dir)
