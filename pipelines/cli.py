@@ -380,8 +380,13 @@ def entry() -> None:
 
     Everything a command writes is closed when ``main`` returns; tearing down TensorFlow's, Beam's
     and gRPC's threads took about 3 s after ``cvpipe run`` had printed its results. An exception
-    out of ``main`` still exits normally, with its traceback.
+    out of ``main`` still exits normally, with its traceback. (Tests call ``main`` in-process.)
     """
+    # TFX imports every component, and its InfraValidator the Kubernetes client, which imports
+    # kubernetes_validate when installed (the test extra) to check objects it creates; cvpipe's
+    # commands create none, and that import compiles jsonschema's format checkers' grammars
+    # (about 2 s of every command). Unavailable here, as in an install without the extra.
+    sys.modules.setdefault("kubernetes_validate", None)
     code = main()
     import logging
 
