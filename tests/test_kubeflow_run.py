@@ -22,11 +22,12 @@ from tests.kfp_launcher import (
 )
 
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Mechanics, not accuracy: ~60 images of three classes, two epochs, no tuning, a tiny int8 calibration.
+# Mechanics, not accuracy: ~60 images of three classes, two 1-epoch trials in the Tuner's process,
+# two training epochs (the Trainer continues from the best trial), a tiny int8 calibration.
 FAST = """
 model: {image_size: 32}
 training: {epochs: 2}
-tuning: {enabled: false}
+tuning: {max_trials: 2, epochs: 1, parallel_trials: 0, search_space: {width: [8, 12], depth: [1]}}
 evaluation: {min_accuracy: 0.05, max_accuracy_drop: 1.0}
 edge: {modes: [int8], representative_count: 16, max_accuracy_drop: 1.0, min_agreement: 0.0}
 validation: {min_class_count: 2, max_class_imbalance: 100.0, max_quarantine_rate: 0.5, schema: SCHEMA}
@@ -127,6 +128,14 @@ def test_compiled_pipeline_runs_on_kfp_blesses_pushes_and_the_cache_sees_new_ima
     assert given["name"] == str(examples.id) and given["uri"] == examples.uri
     assert given["type"] == {"instanceSchema": ""} and given["metadata"]["display_name"] == "examples"
     assert examples.uri.startswith(f"{first.root}/{nodes.EXAMPLE_GEN}/")
+
+    # The Trainer took the Tuner's results (KFP's artifact input) and continued from the best trial.
+    results = first.tasks[nodes.TUNER].outputs["tuner_results"]
+    assert artifact_input(first, nodes.TRAINER, "tuner_results")["name"] == str(results.id)
+    model_run = first.tasks[nodes.TRAINER].outputs["model_run"].uri
+    with open(os.path.join(model_run, "metrics.json")) as f:
+        continued = json.load(f)["continued_from"]
+    assert continued["epochs"] == 1 and continued["checkpoint"].startswith(results.uri)
 
     blessing = first.tasks[nodes.EVALUATOR].outputs["blessing"]
     assert blessing.custom_properties["blessed"] == 1
