@@ -150,3 +150,20 @@ def test_the_same_search_proposes_the_same_trials(tmp_path):
         proposals.append([dict(oracle.create_trial(f"tuner{i}").hyperparameters.values) for i in range(4)])
     assert proposals[0] == proposals[1]
     assert len({tuple(sorted(p.items())) for p in proposals[0]}) == 4
+
+
+def test_checkpoint_epochs_count_the_best_epoch_and_the_epochs_resumed_from():
+    import types
+
+    import keras_tuner as kt
+
+    from components.image_model.tuning import checkpoint_epochs
+
+    def history(epochs, values):
+        return types.SimpleNamespace(epoch=epochs, history={"val_acc": values})
+
+    highest, lowest = kt.Objective("val_acc", "max"), kt.Objective("val_acc", "min")
+    assert checkpoint_epochs(history([0, 1, 2, 3], [0.5, 0.9, 0.9, 0.8]), highest) == 2  # First best.
+    assert checkpoint_epochs(history([0, 1, 2, 3], [0.5, 0.9, 0.9, 0.8]), lowest) == 1
+    assert checkpoint_epochs(history([2, 3], [0.7, 0.6]), highest) == 3  # Hyperband: resumed after 2.
+    assert checkpoint_epochs(history([0, 1, 2], []), highest) == 3  # No objective: every epoch saved.

@@ -169,7 +169,7 @@ def make_tuner(spec: TuneSpec, *, overwrite: bool) -> kt.Tuner:
         project_name=spec.project_name,
         overwrite=overwrite,
         # keras-tuner takes a seed of 0 for "none" and draws one at random: the same search then
-        # proposed other networks on every run (and took 60-80 s instead of one time).
+        # proposed other networks on every run, and its time (60-80 s) moved with them.
         seed=spec.seed + 1,
     )
     if spec.algorithm == "hyperband":
@@ -179,12 +179,14 @@ def make_tuner(spec: TuneSpec, *, overwrite: bool) -> kt.Tuner:
 
 def checkpoint_epochs(history, objective) -> int:
     """Epochs of training behind a trial's saved weights: keras-tuner saves the first epoch with
-    the best objective (``SaveBestEpoch``), or every epoch when the logs lack the objective."""
+    the best objective (``SaveBestEpoch``), or every epoch when the logs lack the objective.
+    Counted from ``history.epoch``, which starts after the epochs a Hyperband trial resumed from."""
+    epochs = list(getattr(history, "epoch", None) or [])
     values = history.history.get(objective.name) if history is not None else None
-    if not values:
-        return len(getattr(history, "epoch", []) or [])
+    if not values or len(values) != len(epochs):
+        return epochs[-1] + 1 if epochs else 0
     best = max(values) if objective.direction == "max" else min(values)
-    return values.index(best) + 1
+    return epochs[values.index(best)] + 1
 
 
 def save_best_trial(tuner: kt.Tuner, directory: str) -> dict[str, Any] | None:
