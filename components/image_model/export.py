@@ -88,3 +88,16 @@ def read_labels(export_dir: str) -> list[str]:
 def read_params(export_dir: str) -> dict:
     with tf.io.gfile.GFile(os.path.join(export_dir, "assets", PARAMS_ASSET)) as f:
         return json.loads(f.read())
+
+
+def restore_network(built, export_dir: str):
+    """``built`` (the exported network's layers, rebuilt from its params; the input dtype may
+    differ) with the SavedModel's trained weights: restored from its variables in under a second,
+    where loading it as Keras takes 3-4 s. Every weight must be there: a different network fails,
+    naming the variable that does not fit. Returns the network without any compiled optimizer."""
+    # The same layers without an optimizer (none is exported), so that every object left is one
+    # the SavedModel's checkpoint must have.
+    model = tf.keras.Model(built.inputs, built.outputs, name=built.name)
+    variables = os.path.join(export_dir, "variables", "variables")  # The SavedModel's checkpoint.
+    model.load_weights(variables).assert_existing_objects_matched()
+    return model

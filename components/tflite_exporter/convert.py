@@ -31,17 +31,10 @@ def float_input_model(serving_dir: str) -> tf.keras.Model:
 
     The exported model takes uint8; a float input lets the converter quantise the input tensor
     itself (int8 with uint8 I/O) instead of keeping a float cast at the front. The weights are
-    restored from the SavedModel's variables (0.7 s; loading it as Keras took 3-4 s), every one of
-    them: a different network fails here, naming the variable that does not fit.
+    restored from the SavedModel's variables (``export.restore_network``).
     """
     params = ModelParams(**{**export.read_params(serving_dir), "input_dtype": "float32"})
-    built = build_model(params)
-    # The same layers without the compiled optimizer (not in the export), so that every object
-    # left is one the SavedModel's checkpoint must have.
-    model = tf.keras.Model(built.inputs, built.outputs, name=built.name)
-    variables = os.path.join(serving_dir, "variables", "variables")  # The SavedModel's checkpoint.
-    model.load_weights(variables).assert_existing_objects_matched()
-    return model
+    return export.restore_network(build_model(params), serving_dir)
 
 
 def convert(model: tf.keras.Model, mode: str, representative: np.ndarray | None = None) -> bytes:
