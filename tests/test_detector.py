@@ -127,7 +127,7 @@ def test_random_augmentation_keeps_every_visible_box_on_its_rectangle_and_drops_
     tf.random.set_seed(1)
     image, box = red_rectangle(top=40, left=40, bottom=80, right=90)
     batch = 16
-    windows = data.random_windows(batch, PARAMS)
+    windows = data.random_windows(batch, PARAMS, tf.constant([1, 2]))
     images = tf.repeat(image[None], batch, 0)
     warped, moved, classes = data.warp(
         images, tf.repeat(box[None], batch, 0), tf.ones([batch, 1], tf.int32), windows

@@ -6,6 +6,7 @@ dataset = make_dataset(["out/examples/Split-train/*.gz"], image_size=64, channel
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from components.image_example_gen import spec
@@ -37,10 +38,11 @@ def make_dataset(
     """Decoded, resized uint8 images with their label index, batched.
 
     Training data is shuffled and repeated forever (steps per epoch come from the caller); decoded
-    images are cached in memory after the first pass when ``cache`` is set.
+    images are cached in memory after the first pass when ``cache`` is set, and then the shuffle
+    starts from the records in a stable order (:func:`read_records`), so the same examples and
+    seed train the same model.
     """
-    files = list_files(patterns)
-    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE)
+    dataset = read_records(patterns, stable_order=training and cache)
 
     def parse(record):
         parsed = tf.io.parse_single_example(record, FEATURES)
@@ -51,7 +53,52 @@ def make_dataset(
         dataset = dataset.cache()
     if training:
         dataset = dataset.shuffle(4096, seed=seed, reshuffle_each_iteration=True).repeat()
-    return dataset.batch(batch_size, drop_remainder=False).prefetch(tf.data.AUTOTUNE)
+    return without_autotuning(dataset.batch(batch_size, drop_remainder=False).prefetch(tf.data.AUTOTUNE))
+
+
+def read_records(patterns: list[str], *, stable_order: bool) -> tf.data.Dataset:
+    """The serialized examples in ``patterns``' files; ``stable_order``: sorted by image path.
+
+    Beam writes a split's records in no fixed order, and in different files from run to run, so a
+    seeded shuffle of them drew other batches on every ingestion of the same images, and trained
+    another model (the demo's tuning trials scored 0.49-0.55 for one network, and picked
+    different winners). Sorting needs every serialized record in memory once, which is why only
+    cached datasets sort; the paths are unique in a split (one record per file).
+    """
+    files = list_files(patterns)
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE)
+    if not stable_order:
+        return records
+    path_feature = {spec.PATH: tf.io.FixedLenFeature([], tf.string, default_value="")}
+    keyed = without_autotuning(
+        records.map(
+            lambda record: (tf.io.parse_single_example(record, path_feature)[spec.PATH], record),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    )
+    paths, serialized = [], []
+    for path, record in keyed.batch(4096):
+        paths.extend(path.numpy())
+        serialized.append(record)
+    if not paths:
+        return records
+    order = np.argsort(np.array(paths, dtype=object), kind="stable")
+    return tf.data.Dataset.from_tensor_slices(tf.gather(tf.concat(serialized, axis=0), order))
+
+
+def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """``dataset`` without tf.data's autotuning thread; its AUTOTUNE parallelism and prefetch
+    buffers keep TF's starting values (parallel calls: one per core).
+
+    That thread re-tunes at doubling intervals (up to 60 s), and TF 2.16 does not wake it when its
+    iterator is deleted: deleting the iterator waits out the interval. Every fit deletes one at its
+    end, and about every second Trainer fit and tuning trial stalled there for 8-17 s
+    (gdb: ``RootDataset::Iterator::~Iterator`` joining ``Model::OptimizeLoop`` in a timed wait).
+    Without it no fit stalled, and the epochs ran as fast (bench/train_speed.py).
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 def count_records(patterns: list[str]) -> int:

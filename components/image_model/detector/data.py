@@ -14,7 +14,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from components.image_example_gen import spec
-from components.image_model.data import list_files
+from components.image_model.data import read_records, without_autotuning
 from components.image_model.detector import boxes
 from components.image_model.detector.network import DetectorParams
 from components.image_model.model import decode_and_resize
@@ -43,22 +43,27 @@ def pad_boxes(corners: tf.Tensor, classes: tf.Tensor, max_boxes: int) -> tuple[t
     return tf.ensure_shape(corners, [max_boxes, 4]), tf.ensure_shape(classes, [max_boxes])
 
 
-def random_windows(batch: tf.Tensor, params: DetectorParams) -> tf.Tensor:
+def random_windows(batch: tf.Tensor, params: DetectorParams, seed: tf.Tensor) -> tf.Tensor:
     """[B, 4] crop windows (y1, x1, y2, x2) in normalised input coordinates: zoom, shift, flip.
 
     A window larger than the image zooms out (the rest is black), smaller zooms in; x1 > x2
-    mirrors the image (``tf.image.crop_and_resize`` samples it right to left).
+    mirrors the image (``tf.image.crop_and_resize`` samples it right to left). ``seed`` (shape
+    [2]) fixes the draw: a stateful random op in a parallel map draws in whichever order the
+    batches' calls run, so the same seed would augment differently on every run.
     """
+    zoom_seed, center_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     low, high = params.scale_range
-    log_zoom = tf.random.uniform([batch, 1], tf.math.log(low), tf.math.log(high))
+    log_zoom = tf.random.stateless_uniform(
+        [batch, 1], zoom_seed, minval=tf.math.log(low), maxval=tf.math.log(high)
+    )
     side = 1.0 / tf.exp(log_zoom)  # Window side, as a fraction of the image.
     lo = tf.minimum(side / 2, 1 - side / 2) - params.shift
     hi = tf.maximum(side / 2, 1 - side / 2) + params.shift
-    center = lo + (hi - lo) * tf.random.uniform([batch, 2])
+    center = lo + (hi - lo) * tf.random.stateless_uniform([batch, 2], center_seed)
     y1x1, y2x2 = center - side / 2, center + side / 2
     windows = tf.concat([y1x1, y2x2], axis=-1)
     if params.flip:
-        flip = tf.random.uniform([batch, 1]) < 0.5
+        flip = tf.random.stateless_uniform([batch, 1], flip_seed) < 0.5
         windows = tf.where(flip, tf.gather(windows, [0, 3, 2, 1], axis=1), windows)
     return windows
 
@@ -112,8 +117,7 @@ def make_dataset(
 
     ``with_targets=False`` yields (images, padded boxes, padded classes) instead (tests, debugging).
     """
-    files = list_files(patterns)
-    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE)
+    dataset = read_records(patterns, stable_order=training and cache)
 
     def parse(record):
         parsed = tf.io.parse_single_example(record, FEATURES)
@@ -128,10 +132,12 @@ def make_dataset(
     dataset = dataset.batch(batch_size, drop_remainder=False)
     if training:
 
-        def augment(images, corners, classes):
-            return warp(images, corners, classes, random_windows(tf.shape(images)[0], params))
+        def augment(batch, seed):
+            images, corners, classes = batch
+            return warp(images, corners, classes, random_windows(tf.shape(images)[0], params, seed))
 
-        dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)  # One pair a batch.
+        dataset = tf.data.Dataset.zip((dataset, seeds)).map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     if with_targets:
         anchors, strides = params.anchors(), params.anchor_strides()
 
@@ -142,4 +148,4 @@ def make_dataset(
             return images, tf.concat([encoded, tf.cast(target_class, tf.float32)[..., None]], axis=-1)
 
         dataset = dataset.map(targets, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return without_autotuning(dataset.prefetch(tf.data.AUTOTUNE))
