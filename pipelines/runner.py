@@ -22,10 +22,11 @@ from components.data_checks.executor import DataGateError
 from components.data_checks.spec import GATE_MARKER
 from components.image_example_gen import discovery as discovery_lib
 from components.image_example_gen.ingest import ingest, prepare_inputs
+from components.image_model import workers
 from pipelines import beam_local, metadata
 from pipelines.config import Config, ConfigError
 from pipelines.metadata import latest_outputs
-from pipelines.nodes import METADATA_FILE, PIPELINE_ROOT
+from pipelines.nodes import EXAMPLE_GEN, METADATA_FILE, PIPELINE_ROOT
 from pipelines.pipeline import SERVING_DIR, create_pipeline  # noqa: F401 (SERVING_DIR: re-exported)
 from pipelines.report import write_report  # noqa: F401 (re-exported; it needs neither Beam nor TFX)
 
@@ -79,10 +80,18 @@ class _NodeProgress(threading.Thread):
     component can change the log level mid-run); durations are the executions' own timestamps.
     """
 
-    def __init__(self, metadata_path: str, pipeline_name: str, echo: Printer, interval: float = 0.5):
+    def __init__(
+        self,
+        metadata_path: str,
+        pipeline_name: str,
+        echo: Printer,
+        interval: float = 0.5,
+        on_start: Callable[[str], None] | None = None,
+    ):
         super().__init__(daemon=True)
         self._path, self._pipeline_name = metadata_path, pipeline_name
         self._echo, self._interval = echo, interval
+        self._on_start = on_start  # Called with a node's id as it starts (not when cached).
         self._stopping = threading.Event()
         self._seen: dict[int, int] = {}  # Execution id -> last state printed.
         self._connection = None
@@ -131,6 +140,8 @@ class _NodeProgress(threading.Thread):
                 continue
             if execution_id not in self._seen and state != Execution.CACHED:
                 self._echo(f"  > {node} started")
+                if self._on_start:
+                    self._on_start(node)
             self._seen[execution_id] = state
             seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
             if state == Execution.CACHED:
@@ -211,7 +222,14 @@ def run_pipeline(
         metadata_path=metadata_path,
         push_root=(push_root or output_dir) if train else None,
     )
-    progress = _NodeProgress(metadata_path, config.pipeline_name, echo)
+    standby = workers.Standby(standby_count(config)) if train else None
+    workers.use_standby(standby)
+
+    def on_start(node: str) -> None:
+        if standby is not None and node == EXAMPLE_GEN:
+            standby.start()  # Their imports take the core that ingestion and statistics leave idle.
+
+    progress = _NodeProgress(metadata_path, config.pipeline_name, echo, on_start=on_start)
     progress.start()
     beam_logger = logging.getLogger("apache_beam.runners.common")
     beam_logger.addFilter(_hide_gate_traceback)
@@ -228,9 +246,20 @@ def run_pipeline(
     finally:
         beam_logger.removeFilter(_hide_gate_traceback)
         progress.stop()
+        workers.use_standby(None)
+        if standby is not None:
+            standby.stop()
     seconds = time.time() - started
     nodes, outputs = latest_outputs(metadata_path, config.pipeline_name)
     return RunResult(output_dir, metadata_path, seconds, nodes, outputs)
+
+
+def standby_count(config: Config) -> int:
+    """Worker processes a run that trains starts: the tuning workers, then the Trainer's."""
+    tuning = config.tuning.parallel_trials if config.tuning.enabled else 0
+    if config.training.strategy == "multi_worker":
+        return tuning + config.training.workers
+    return tuning + (1 if config.training.fresh_process else 0)
 
 
 def pushed_destination(metadata_path: str, pushed_uri: str) -> str | None:

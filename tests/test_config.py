@@ -361,3 +361,13 @@ def test_the_module_config_carries_the_task_and_checks_names_against_it():
     data["tuning"]["search_space"] = {"dropout": [0.1]}
     with pytest.raises(ModuleConfigError, match=r"model_config\.tuning\.search_space: unknown .*head_width"):
         ModuleConfig.from_dict(data)
+
+
+def test_a_run_starts_a_standby_process_for_each_tuning_worker_and_the_trainer():
+    from pipelines.runner import standby_count
+
+    assert standby_count(load_config()) == 3  # Two tuning workers, then the Trainer's process.
+    assert standby_count(load_config(None, {"tuning": {"enabled": False}})) == 1
+    assert standby_count(load_config(None, {"tuning": {"parallel_trials": 0}})) == 1
+    assert standby_count(load_config(None, {"training": {"strategy": "multi_worker", "workers": 3}})) == 5
+    assert standby_count(load_config(None, {"training": {"fresh_process": False}})) == 2

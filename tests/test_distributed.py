@@ -16,6 +16,7 @@ import time
 import numpy as np
 import pytest
 
+from components.image_model import workers
 from components.image_model.training import TrainSpec
 from components.image_model.tuning import TuneSpec, make_tuner
 from components.image_model.workers import run_training_workers
@@ -119,6 +120,33 @@ def test_killed_training_resumes_from_its_last_epoch(shapes_examples, tmp_path):
     assert os.path.exists(tmp_path / "serving" / "saved_model.pb")
     assert not os.path.exists(tmp_path / "backup")  # Cleared once training completed.
     assert sorted(os.listdir(tmp_path)) == ["run", "serving", "spec.json", "system-tmp"]
+
+
+def test_a_standby_worker_takes_the_work_and_the_unused_ones_end(shapes_examples, tmp_path, monkeypatch):
+    """The runner's standby processes import ahead; one trains, the other ends with the run."""
+    examples_dir, labels, _ = shapes_examples
+    spec = spec_for(examples_dir, labels, tmp_path, epochs=2)
+    standby = workers.Standby(2)
+    workers.use_standby(standby)
+    try:
+        standby.start()
+        waiting = [process for process, _ in standby._processes]
+        # TensorFlow reads TF_* settings at import: a standby that started without this one is
+        # not taken for the work that has it, while the runtime variables are handed over.
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+        assert standby.take(dict(os.environ, CVPIPE_THREADS="1")) is None
+        monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
+        workers.run_training_process(spec.to_json(), log_dir=str(tmp_path / "logs"))
+        spare = [process for process, _ in standby._processes]
+    finally:
+        workers.use_standby(None)
+        standby.stop()
+    assert len(spare) == 1 and spare[0] in waiting  # The other one trained.
+    assert [p.returncode for p in waiting] == [0, 0]  # The worker finished; the spare read no work.
+    log = (tmp_path / "logs" / "worker-0.log").read_text()
+    assert "Epoch 2/2" in log
+    assert os.path.exists(tmp_path / "serving" / "saved_model.pb")
+    assert sorted(os.listdir(tmp_path)) == ["logs", "run", "serving", "system-tmp"]
 
 
 def test_parallel_trials_share_one_oracle(shapes_examples, tmp_path):

@@ -2,6 +2,7 @@
 
     python -m components.image_model.workers train SPEC_FILE     # one worker; TF_CONFIG from env, if any
     python -m components.image_model.workers tune SPEC_FILE      # one tuning worker
+    python -m components.image_model.workers standby             # imports, then reads one of these on stdin
 
 ``run_training_workers(spec, n)`` starts N training workers with TF_CONFIG on free local ports and
 waits for all of them; a failing worker fails the whole run with its log tail. Their scratch
@@ -103,25 +104,111 @@ _COPIERS: dict[int, list[threading.Thread]] = {}  # Worker pid -> the thread cop
 
 
 def _start(kind: str, spec_path: str, env: dict[str, str], log, stream: bool = False) -> subprocess.Popen:
-    command = [sys.executable, "-m", "components.image_model.workers", kind, spec_path]
-    if not stream:
+    process = _STANDBY.take(env) if _STANDBY is not None else None
+    if process is not None:
+        # Already imported; it reads its work and the variables read at run time on stdin.
+        process.stdin.write(json.dumps({"argv": [kind, spec_path], "env": env}) + "\n")
+        process.stdin.close()
+    elif not stream:
+        command = [sys.executable, "-m", "components.image_model.workers", kind, spec_path]
         return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
-    )
-    copier = threading.Thread(target=_copy_lines, args=(process.stdout, log), daemon=True)
+    else:
+        command = [sys.executable, "-m", "components.image_model.workers", kind, spec_path]
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+        )
+    copier = threading.Thread(target=_copy_lines, args=(process.stdout, log, stream), daemon=True)
     copier.start()
     _COPIERS.setdefault(process.pid, []).append(copier)
     return process
 
 
-def _copy_lines(source, log) -> None:
-    """Each line of a worker's output into its log and onto this process's stdout."""
+def _copy_lines(source, log, echo: bool = True) -> None:
+    """Each line of a worker's output into its log and, with ``echo``, onto this process's stdout."""
     for line in source:
         log.write(line)
         log.flush()
-        sys.stdout.write(line)
-        sys.stdout.flush()
+        if echo:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+
+
+# Read when the work starts, not when TensorFlow is imported: a standby worker takes new values.
+RUNTIME_VARIABLES = frozenset(
+    {"CVPIPE_THREADS", "TF_CONFIG", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID"}
+)
+
+
+class Standby:
+    """Worker processes started ahead of their work, each importing TensorFlow and cvpipe's model
+    code (4-6 s of CPU) and then waiting on stdin for a worker's command line and environment.
+
+    The local runner starts them when ImageExampleGen starts: ingestion and statistics run in the
+    runner's process on one core, so the imports take the idle one instead of delaying the Tuner's
+    workers and the Trainer's process at their start. ``_start`` takes one instead of a new process
+    when the environment differs only in :data:`RUNTIME_VARIABLES` (others, such as TensorFlow's
+    own settings, are read at import). Unused ones are ended by :meth:`stop`.
+    """
+
+    def __init__(self, count: int):
+        self.count = count
+        self._processes: list[tuple[subprocess.Popen, dict[str, str]]] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            while len(self._processes) < self.count:
+                env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
+                command = [sys.executable, "-m", "components.image_model.workers", "standby"]
+                process = subprocess.Popen(
+                    command,
+                    env=env,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    errors="replace",
+                )
+                self._processes.append((process, env))
+            self.count = 0
+
+    def take(self, env: dict[str, str]) -> subprocess.Popen | None:
+        """A waiting process whose imports saw ``env``, or None. A variable it started with must
+        still have its value, except the RUNTIME_VARIABLES. Variables set since are handed over:
+        the runner's own imports set some (KMP_* when keras-tuner is imported), which the worker's
+        imports set too; but not TensorFlow's TF_* settings, read at import."""
+        with self._lock:
+            for index, (process, spawned_with) in enumerate(self._processes):
+                changed = {k for k, v in spawned_with.items() if env.get(k) != v}
+                changed |= {k for k in env.keys() - spawned_with.keys() if k.startswith("TF_")}
+                changed -= RUNTIME_VARIABLES
+                if process.poll() is None and not changed:
+                    del self._processes[index]
+                    return process
+                if changed:
+                    logging.info("cvpipe: not a standby worker: %s changed since it started", sorted(changed))
+        return None
+
+    def stop(self) -> None:
+        with self._lock:
+            processes, self._processes, self.count = self._processes, [], 0
+        for process, _ in processes:
+            process.stdin.close()  # End of input: a waiting worker exits.
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            process.stdout.close()
+
+
+_STANDBY: Standby | None = None
+
+
+def use_standby(standby: Standby | None) -> None:
+    """Makes ``standby`` the processes that workers started from this process come from."""
+    global _STANDBY
+    _STANDBY = standby
 
 
 def _wait(workers: list[_Worker], timeout: float, restarts: int, restart, notes: list[str]) -> str | None:
@@ -224,7 +311,29 @@ def _limit_threads() -> None:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+def _wait_for_work() -> list[str]:
+    """A standby worker: imports what any worker kind needs, then reads its command line and
+    environment from stdin; an empty stdin (the runner did not need it) ends it."""
+    import tensorflow  # noqa: F401
+    import tf_keras  # noqa: F401
+
+    import components.image_model.detector.training  # noqa: F401
+    import components.image_model.training  # noqa: F401
+    import components.image_model.tuning  # noqa: F401
+
+    line = sys.stdin.readline()
+    if not line:
+        return []
+    work = json.loads(line)
+    os.environ.update(work["env"])
+    return work["argv"]
+
+
 def main(argv: list[str]) -> int:
+    if argv == ["standby"]:
+        argv = _wait_for_work()
+        if not argv:
+            return 0
     kind, spec_path = argv
     with open(spec_path) as f:
         spec_json = f.read()
