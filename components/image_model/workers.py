@@ -193,12 +193,10 @@ class Standby:
         with self._lock:
             processes, self._processes, self.count = self._processes, [], 0
         for process, _ in processes:
-            process.stdin.close()  # End of input: a waiting worker exits.
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            # Unused: it has written nothing and holds nothing, so it need not finish its imports.
+            process.kill()
+            process.wait()
+            process.stdin.close()
             process.stdout.close()
 
 
@@ -313,7 +311,7 @@ def _limit_threads() -> None:
 
 def _wait_for_work() -> list[str]:
     """A standby worker: imports what any worker kind needs, then reads its command line and
-    environment from stdin; an empty stdin (the runner did not need it) ends it."""
+    environment from stdin; an empty stdin (its runner ended or died without needing it) ends it."""
     import tensorflow  # noqa: F401
     import tf_keras  # noqa: F401
 
