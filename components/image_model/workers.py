@@ -146,8 +146,8 @@ class Standby:
     The local runner starts them when ImageExampleGen starts: ingestion and statistics run in the
     runner's process on one core, so the imports take the idle one instead of delaying the Tuner's
     workers and the Trainer's process at their start. ``_start`` takes one instead of a new process
-    when the environment differs only in :data:`RUNTIME_VARIABLES` (others, such as TensorFlow's
-    own settings, are read at import). Unused ones are ended by :meth:`stop`.
+    when no variable read at import changed since it started (:meth:`take`). Unused ones are ended
+    by :meth:`stop`.
     """
 
     def __init__(self, count: int):
