@@ -104,16 +104,15 @@ _COPIERS: dict[int, list[threading.Thread]] = {}  # Worker pid -> the thread cop
 
 
 def _start(kind: str, spec_path: str, env: dict[str, str], log, stream: bool = False) -> subprocess.Popen:
+    command = [sys.executable, "-m", "components.image_model.workers", kind, spec_path]
     process = _STANDBY.take(env) if _STANDBY is not None else None
     if process is not None:
         # Already imported; it reads its work and the variables read at run time on stdin.
-        process.stdin.write(json.dumps({"argv": [kind, spec_path], "env": env}) + "\n")
+        process.stdin.write(json.dumps({"argv": command[3:], "env": env}) + "\n")
         process.stdin.close()
     elif not stream:
-        command = [sys.executable, "-m", "components.image_model.workers", kind, spec_path]
         return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     else:
-        command = [sys.executable, "-m", "components.image_model.workers", kind, spec_path]
         process = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
         )
