@@ -87,7 +87,34 @@ class Scale(layers.Layer):
         return inputs * self.scale
 
 
+@keras.utils.register_keras_serializable(package="cvpipe")
+class Subsample(layers.Layer):
+    """Keeps every ``stride``-th row and column, starting at the first: exactly what a strided 1x1
+    convolution samples, done before the convolution instead of inside it.
+
+    oneDNN (3.3.4 in TF 2.16, still in its main branch) writes past a scratch buffer in the
+    backward-weights pass of a 1x1 convolution with stride > 1 on NHWC input whose channels are
+    fewer than its vector block (16 with AVX-512, 8 with AVX2): uxlfoundation/oneDNN#6035. That
+    corrupted the heap at widths 8 and 12 on AVX-512 machines (issue 22). A stride-1 1x1
+    convolution after this layer computes the same outputs with the same weights, and no
+    configuration reaches that kernel.
+    """
+
+    def __init__(self, stride: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.stride = stride
+
+    def call(self, inputs):
+        return inputs[:, :: self.stride, :: self.stride, :]
+
+    def get_config(self):
+        return {**super().get_config(), "stride": self.stride}
+
+
 def _conv_bn(x, filters, kernel, strides=1, activation=True, name=None):
+    if kernel == 1 and strides > 1:  # Never a strided 1x1 convolution: see Subsample.
+        x = Subsample(strides, name=f"{name}_subsample")(x)
+        strides = 1
     x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(
         x
     )
