@@ -63,7 +63,12 @@ def test_configurations_that_corrupted_the_heap_train_with_onednn_on(tmp_path):
     env.pop("ONEDNN_MAX_CPU_ISA", None)  # The CPU's own kernels, whatever the caller chose.
     lines = [",".join(map(str, point)) for point in CRASHED]
     result = subprocess.run(
-        [sys.executable, "-c", _FIT, *lines], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900
+        [sys.executable, "-c", _FIT, *lines],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     fitted = [line.split(" ", 1)[1] for line in result.stdout.splitlines() if line.startswith("fitted ")]
     assert result.returncode == 0 and fitted == lines, (result.returncode, fitted, result.stderr[-3000:])
