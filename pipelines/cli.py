@@ -223,6 +223,12 @@ def _print_model_outputs(result) -> None:
     hyperparameters = _read_json(os.path.join(tuned, "best_hyperparameters.txt")) if tuned else None
     if hyperparameters:
         print(f"Tuned:     {hyperparameters.get('values')}")
+    results = result.outputs.get(nodes.TUNER, {}).get("tuner_results", [None])[0]
+    trials = (_read_json(os.path.join(results, "trials.json")) if results else None) or {}
+    for trial in trials.get("trials", []):
+        if trial.get("status") in ("FAILED", "INVALID"):
+            reason = (trial.get("reason") or "no reason recorded").splitlines()[0]
+            print(f"Failed trial {trial['trial_id']}: {reason}")
     run = result.outputs.get(nodes.TRAINER, {}).get("model_run", [None])[0]
     metrics = _read_json(os.path.join(run, "metrics.json")) if run else None
     if metrics and metrics.get("continued_from"):

@@ -122,7 +122,7 @@ def test_killed_training_resumes_from_its_last_epoch(shapes_examples, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["run", "serving", "spec.json", "system-tmp"]
 
 
-def test_a_standby_worker_takes_the_work_and_the_unused_ones_end(shapes_examples, tmp_path, monkeypatch):
+def test_a_standby_worker_takes_the_work_and_the_unused_ones_end(shapes_examples, tmp_path):
     """The runner's standby processes import ahead; one trains, the other ends with the run."""
     examples_dir, labels, _ = shapes_examples
     spec = spec_for(examples_dir, labels, tmp_path, epochs=2)
@@ -132,10 +132,12 @@ def test_a_standby_worker_takes_the_work_and_the_unused_ones_end(shapes_examples
         standby.start()
         waiting = [process for process, _ in standby._processes]
         # TensorFlow reads TF_* settings at import: a standby that started without this one is
-        # not taken for the work that has it, while the runtime variables are handed over.
-        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
-        assert standby.take(dict(os.environ, CVPIPE_THREADS="1")) is None
-        monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
+        # not taken for the work that has it, while the runtime variables are handed over. (A
+        # variable no caller sets, so the test does not depend on the caller's TF_* settings.)
+        assert "TF_CVPIPE_TEST_SETTING" not in os.environ
+        assert standby.take(dict(os.environ, CVPIPE_THREADS="1", TF_CVPIPE_TEST_SETTING="0")) is None
+        # ... and one the standby started with must keep its value.
+        assert standby.take(dict(os.environ, TF_USE_LEGACY_KERAS="0")) is None
         workers.run_training_process(spec.to_json(), log_dir=str(tmp_path / "logs"))
         spare = [process for process, _ in standby._processes]
     finally:
@@ -228,10 +230,87 @@ def test_killed_tuning_worker_is_started_again_and_its_trial_rerun(shapes_exampl
 
     assert killed, "the worker was never seen inside a trial"
     assert len(started) == 2  # The killed worker and its replacement.
-    assert tuner.worker_restarts == ["worker 0 was killed by SIGSEGV; started again"]
+    note = "worker 0 was killed by SIGSEGV in trial 0; started again on the same trial"
+    assert tuner.worker_restarts == [note]
     trials = tuner.oracle.trials.values()
     assert len(trials) == 2 and {t.status for t in trials} == {"COMPLETED"}
     records = tuner_component.trial_records(tuner)
     assert all(r["images_per_second"] > 0 and r["first_epoch_images_per_second"] > 0 for r in records)
     log = (tmp_path / "tuning" / "cvpipe_tuning" / "workers" / "worker-0.log").read_text()
-    assert "[cvpipe] worker 0 was killed by SIGSEGV; started again" in log
+    assert f"[cvpipe] {note}" in log
+
+
+# Started in every tuning worker (PYTHONPATH): a trial of width 12 kills its worker with SIGSEGV
+# when its fit starts, as the oneDNN heap corruption did, every time it is run.
+_CRASHING_WIDTH = """
+import os
+import signal
+
+if os.environ.get("KERASTUNER_TUNER_ID"):
+    from components.image_model import speed
+
+    real = speed.Throughput.on_train_begin
+
+    def on_train_begin(self, logs=None):
+        if self.model.get_layer("stem_conv").filters == 12:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return real(self, logs)
+
+    speed.Throughput.on_train_begin = on_train_begin
+"""
+
+
+def crashing_search(examples_dir, labels, tmp_path, monkeypatch, widths, max_trials):
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(_CRASHING_WIDTH)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    monkeypatch.setenv("PYTHONPATH", f"{hooks}{os.pathsep}{root}")
+    spec = TuneSpec(
+        train_patterns=[f"{examples_dir}/Split-train/*"],
+        eval_patterns=[f"{examples_dir}/Split-eval/*"],
+        labels=labels,
+        directory=str(tmp_path / "tuning"),
+        image_size=32,
+        max_trials=max_trials,
+        parallel_trials=1,
+        epochs=1,
+        steps_per_epoch=2,
+        search_space={"width": widths, "depth": [1], "learning_rate": [0.001, 0.004]},
+    )
+    return make_tuner(spec, overwrite=True)
+
+
+def test_a_trial_whose_worker_dies_twice_is_a_failed_trial_and_the_search_goes_on(
+    shapes_examples, tmp_path, monkeypatch
+):
+    from components.image_model import tuner as tuner_component
+
+    examples_dir, labels, _ = shapes_examples
+    tuner = crashing_search(examples_dir, labels, tmp_path, monkeypatch, widths=[8, 12], max_trials=4)
+    tuner.search()
+
+    records = tuner_component.trial_records(tuner)
+    by_width = {}
+    for record in records:
+        by_width.setdefault(record["hyperparameters"]["width"], []).append(record)
+    assert {r["status"] for r in by_width[8]} == {"COMPLETED"} and len(by_width[8]) == 2
+    assert {r["status"] for r in by_width[12]} == {"FAILED"} and len(by_width[12]) == 2
+    for record in by_width[12]:
+        assert "killed by SIGSEGV 2 times" in record["reason"] and "'width': 12" in record["reason"]
+    failed_ids = sorted(r["trial_id"] for r in by_width[12])
+    notes = [n for n in tuner.worker_restarts if n.startswith("trial ")]
+    assert sorted(n.split()[1] for n in notes) == failed_ids
+    assert len(tuner.worker_restarts) == 4  # Two deaths per failed trial, each followed by a restart.
+    assert tuner.get_best_hyperparameters(1)[0].values["width"] == 8
+    assert sorted(os.listdir(tmp_path)) == ["hooks", "system-tmp", "tuning"]
+
+
+def test_a_search_where_no_trial_completes_fails_naming_each_trial_and_why(
+    shapes_examples, tmp_path, monkeypatch
+):
+    examples_dir, labels, _ = shapes_examples
+    tuner = crashing_search(examples_dir, labels, tmp_path, monkeypatch, widths=[12], max_trials=2)
+    with pytest.raises(RuntimeError, match=r"no trial completed \(2 failed\)") as raised:
+        tuner.search()
+    assert str(raised.value).count("killed by SIGSEGV 2 times") == 2

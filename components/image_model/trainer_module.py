@@ -28,7 +28,7 @@ from components.image_model.settings import ModuleConfig
 from components.image_model.trainer import TUNER_RESULTS_CONFIG
 from components.image_model.training import TrainSpec, train
 from components.image_model.tuning import TuneSpec, default_space, fit_kwargs, make_tuner, read_best_trial
-from components.image_model.workers import run_training_process, run_training_workers
+from components.image_model.workers import WorkerError, run_training_process, run_training_workers
 
 
 def _split_patterns(files: list[str], split: str) -> list[str]:
@@ -171,13 +171,29 @@ def run_fn(fn_args) -> None:
             spec.to_json(), config.training.workers, log_dir=fn_args.model_run_dir, kind=kind
         )
     elif config.training.fresh_process:
-        restarts = run_training_process(spec.to_json(), log_dir=fn_args.model_run_dir, kind=kind)
+        try:
+            restarts = run_training_process(spec.to_json(), log_dir=fn_args.model_run_dir, kind=kind)
+        except WorkerError as e:
+            raise RuntimeError(training_failure(e, spec, config.task)) from None
         for note in restarts:
             logging.warning("cvpipe trainer: %s (resumed from its last completed epoch)", note)
     elif detection:
         train_detector(spec, log_dir=fn_args.model_run_dir)
     else:
         train(spec, log_dir=fn_args.model_run_dir)
+
+
+def training_failure(error: WorkerError, spec, task: str) -> str:
+    """A failed training process in a few lines: how it ended (e.g. killed by a signal again after
+    its one restart), what it was training, where its log is, and the log's last lines."""
+    settings = (
+        f"task {task}, hyperparameters {spec.hyperparameters}, image_size {spec.image_size}, "
+        f"batch_size {spec.batch_size}, epochs {spec.epochs}, strategy {spec.strategy}"
+    )
+    where = f"log: {', '.join(error.logs)}" if error.logs else "no log kept"
+    tail = "".join(f"    {line}\n" for line in error.tail.splitlines()[-10:])
+    head = f"Trainer: the training process failed: {error.reason}"
+    return f"{head}\n  {settings}\n  {where}\n  last lines:\n{tail}"
 
 
 def _continue_from_trial(spec, trial: dict):

@@ -3,10 +3,11 @@
 TFX's Tuner keeps only the best hyperparameters and each completed trial's score; its working
 directory (keras-tuner's trial files) is temporary. This executor also writes ``trials.json``
 beside ``tuner_results.json``: the tuning workers that had to be restarted, and for each trial its
-status, hyperparameters, score, the worker that ran it and its training throughput (steady-state
-and first-epoch ``images_per_second``), to compare with the Trainer's (in its ``metrics.json``)
-and with a plain Keras fit (bench/train_speed.py). The best trial's weights go there too
-(``best_trial/`` and ``best_trial.json``): the Trainer continues from them.
+status, hyperparameters, score, the worker that ran it, the reason a failed trial failed
+(``reason``) and its training throughput (steady-state and first-epoch ``images_per_second``),
+to compare with the Trainer's (in its ``metrics.json``) and with a plain Keras fit
+(bench/train_speed.py). The best trial's weights go there too (``best_trial/`` and
+``best_trial.json``): the Trainer continues from them.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def trial_records(tuner) -> list[dict[str, Any]]:
                 "hyperparameters": dict(trial.hyperparameters.values),
                 "tuner_id": workers.get(trial_id),
                 **throughput,
+                **({"reason": trial.message} if trial.message else {}),
             }
         )
     return records

@@ -160,11 +160,17 @@ def make_tuner(spec: TuneSpec, *, overwrite: bool) -> kt.Tuner:
             # caller (the Trainer's process, locally) never holds the trials' models. With
             # parallel_trials 0 they run here, e.g. on a root that only this process can read.
             if spec.parallel_trials > 0 and not kt.distribute.utils.has_chief_oracle():
-                return parallel_search(self, spec)
-            return super().search(*args, **kwargs)
+                parallel_search(self, spec)
+            else:
+                super().search(*args, **kwargs)
+            if kt.distribute.utils.is_chief_oracle() or not kt.distribute.utils.has_chief_oracle():
+                require_a_completed_trial(self)
 
     common = dict(
         objective=objective(spec.task),
+        # A failed trial (its worker died twice, or it raised) is recorded and the search goes on;
+        # only a search where no trial completes fails (require_a_completed_trial).
+        max_consecutive_failed_trials=max(3, spec.max_trials + 1),
         directory=spec.directory,
         project_name=spec.project_name,
         overwrite=overwrite,
@@ -175,6 +181,15 @@ def make_tuner(spec: TuneSpec, *, overwrite: bool) -> kt.Tuner:
     if spec.algorithm == "hyperband":
         return CvpipeTuner(_hypermodel(spec), max_epochs=spec.epochs, factor=3, **common)
     return CvpipeTuner(_hypermodel(spec), max_trials=spec.max_trials, **common)
+
+
+def require_a_completed_trial(tuner: kt.Tuner) -> None:
+    """Raises, naming every failed trial and its reason, when no trial of the search completed."""
+    if any(t.status == "COMPLETED" for t in tuner.oracle.trials.values()):
+        return
+    failed = failed_trials(tuner)
+    reasons = "\n".join(f"trial {t.trial_id}: {t.message}" for t in failed)
+    raise RuntimeError(f"tuning: no trial completed ({len(failed)} failed)\n{reasons}".rstrip())
 
 
 def checkpoint_epochs(history, objective) -> int:
@@ -327,6 +342,7 @@ def parallel_search(tuner: kt.Tuner, spec: TuneSpec) -> None:
             return response
 
     servicer = RecordingServicer(tuner.oracle)
+    deaths = TrialDeaths(tuner.oracle, budget=2 * (spec.max_trials or 10) + spec.parallel_trials)
     port = free_port()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max(4, spec.parallel_trials * 2)))
     protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
@@ -335,7 +351,11 @@ def parallel_search(tuner: kt.Tuner, spec: TuneSpec) -> None:
     project_dir = os.path.join(spec.directory, spec.project_name)
     try:
         tuner.worker_restarts = run_tuning_workers(
-            spec.to_json(), spec.parallel_trials, port, log_dir=os.path.join(project_dir, "workers")
+            spec.to_json(),
+            spec.parallel_trials,
+            port,
+            log_dir=os.path.join(project_dir, "workers"),
+            on_exit=deaths,
         )
     finally:
         server.stop(grace=None)
@@ -344,6 +364,54 @@ def parallel_search(tuner: kt.Tuner, spec: TuneSpec) -> None:
     with tf.io.gfile.GFile(os.path.join(project_dir, TRIAL_TUNERS), "w") as f:
         f.write(json.dumps(tuner.trial_tuners, indent=2))
     tuner.oracle.save()
+
+
+class TrialDeaths:
+    """What to do when a tuning worker dies (a signal or a non-zero exit): the policy
+    ``parallel_search`` gives the worker supervisor.
+
+    A worker that dies inside a trial is started again under its tuner id, and keras-tuner's
+    oracle hands it the same trial. When the same trial has killed its worker ``per_trial`` times,
+    the trial is ended in the oracle as FAILED, with the reason (how the worker died, the trial's
+    hyperparameters, the last lines of its log), and the restarted worker gets the next trial: one
+    configuration that crashes costs a trial, not the search. A worker that dies outside a trial
+    (e.g. keras-tuner's first build of the default hyperparameters) is not a trial's fault: it is
+    started again once after a signal, and otherwise fails the search. At most ``budget`` restarts
+    in all.
+    """
+
+    def __init__(self, oracle: kt.Oracle, budget: int, per_trial: int = 2):
+        self.oracle, self.budget, self.per_trial = oracle, budget, per_trial
+        self.deaths: dict[str, int] = {}
+
+    def __call__(self, index: int, env: dict[str, str], code: int, tail: str) -> str | None:
+        from components.image_model.workers import describe_exit
+
+        how = describe_exit(code)
+        trial = self.oracle.ongoing_trials.get(env.get("KERASTUNER_TUNER_ID", ""))
+        key = trial.trial_id if trial is not None else f"worker {index} outside a trial"
+        count = self.deaths[key] = self.deaths.get(key, 0) + 1
+        if self.budget <= 0 or (trial is None and (code >= 0 or count >= self.per_trial)):
+            return None  # Not a trial's fault (e.g. the tuner's first build): the search fails.
+        self.budget -= 1
+        if trial is None:
+            return f"worker {index} was {how} between trials; started again"
+        if count < self.per_trial:
+            return f"worker {index} was {how} in trial {trial.trial_id}; started again on the same trial"
+        lines = [line for line in tail.splitlines() if line.strip()][-5:]
+        trial.status = kt.engine.trial.TrialStatus.FAILED
+        trial.message = (
+            f"its worker was {how} {count} times; hyperparameters {dict(trial.hyperparameters.values)}; "
+            "last log lines:\n" + "\n".join(lines)
+        )
+        self.oracle.end_trial(trial)
+        return f"trial {trial.trial_id} failed: worker {index} was {how} {count} times; started again"
+
+
+def failed_trials(tuner: kt.Tuner) -> list[Any]:
+    """The oracle's trials that ended FAILED or INVALID, in trial order."""
+    bad = (kt.engine.trial.TrialStatus.FAILED, kt.engine.trial.TrialStatus.INVALID)
+    return [t for _, t in sorted(tuner.oracle.trials.items()) if t.status in bad]
 
 
 def run_worker(spec: TuneSpec) -> None:

@@ -31,6 +31,46 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class WorkerError(RuntimeError):
+    """Worker processes that failed: ``reason`` in one line (which worker, the signal or exit
+    status), ``logs`` the kept copies of their logs (empty without ``log_dir``), ``tail`` the last
+    lines of the failing worker's log. ``str()`` is all three."""
+
+    def __init__(self, reason: str, logs: list[str], tail: str):
+        self.reason, self.logs, self.tail = reason, logs, tail
+        where = f"; log: {', '.join(logs)}" if logs else ""
+        super().__init__(f"{reason}{where}\n--- last lines of its log ---\n{tail}")
+
+
+def describe_exit(code: int) -> str:
+    """``killed by SIGSEGV`` for a negative exit code, ``exited with status N`` otherwise."""
+    return f"killed by {_signal_name(-code)}" if code < 0 else f"exited with status {code}"
+
+
+def log_tail(path: str, lines: int = 20) -> str:
+    """The last ``lines`` lines of a local log file (empty if it cannot be read)."""
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def restart_on_signal(restarts: int):
+    """The default policy of :func:`_launch`: a worker killed by a signal (a segfault, an abort on
+    heap corruption, the OOM killer) is started again, ``restarts`` times in all; any other
+    non-zero exit fails the run."""
+    budget = [restarts]
+
+    def decide(index: int, env: dict[str, str], code: int, tail: str) -> str | None:
+        if code >= 0 or budget[0] <= 0:
+            return None
+        budget[0] -= 1
+        return f"worker {index} was {describe_exit(code)}; started again"
+
+    return decide
+
+
 def _launch(
     kind: str,
     spec_json: str,
@@ -40,16 +80,19 @@ def _launch(
     log_dir: str | None,
     restarts: int = 0,
     stream: bool = False,
+    on_exit=None,
 ) -> list[str]:
     """Runs one worker process per ``envs`` entry and waits for all of them.
 
-    A worker killed by a signal (a segfault, an abort on heap corruption, the OOM killer) is started
-    again with the same environment, up to ``restarts`` times in all; the notes on those restarts
-    are returned. Any other failure fails the run with every worker's log tail. The spec file and
-    the workers' logs live in a temporary directory that is removed when the workers end, whether
-    they succeed or fail; ``log_dir`` (any tf.io.gfile URI) keeps a copy of each ``worker-<i>.log``.
+    When a worker ends with a non-zero status, ``on_exit(index, env, code, log_tail)`` decides: a
+    note (the worker is started again with the same environment) or None (the run fails with a
+    :class:`WorkerError`). The default, :func:`restart_on_signal`, restarts a worker killed by a
+    signal up to ``restarts`` times in all. The notes are returned. The spec file and the
+    workers' logs live in a temporary directory that is removed when the workers end, whether they
+    succeed or fail; ``log_dir`` (any tf.io.gfile URI) keeps a copy of each ``worker-<i>.log``.
     ``stream`` also copies the workers' output to this process's stdout as it comes (progress).
     """
+    on_exit = on_exit or restart_on_signal(restarts)
     with tempfile.TemporaryDirectory(prefix=f"cvpipe-{kind}-") as workdir:
         spec_path = os.path.join(workdir, "spec.json")
         with open(spec_path, "w") as f:
@@ -62,7 +105,7 @@ def _launch(
                 log = open(os.path.join(workdir, f"worker-{index}.log"), "w")
                 workers.append(_Worker(index, env, log, _start(kind, spec_path, env, log, stream)))
             failed = _wait(
-                workers, timeout, restarts, lambda w: _start(kind, spec_path, w.env, w.log, stream), notes
+                workers, timeout, on_exit, lambda w: _start(kind, spec_path, w.env, w.log, stream), notes
             )
         finally:
             for worker in workers:
@@ -74,19 +117,21 @@ def _launch(
                 worker.log.close()
         codes = [w.process.returncode for w in workers]
         logs = [os.path.join(workdir, f"worker-{w.index}.log") for w in workers]
+        kept = [f"{log_dir.rstrip('/')}/{os.path.basename(path)}" for path in logs] if log_dir else []
         error = None
         if failed or any(codes):
-            tails = []
-            for index, path in enumerate(logs):
-                with open(path) as f:
-                    tails.append(f"--- worker {index} (exit {codes[index]}) ---\n" + f.read()[-3000:])
-            error = RuntimeError(f"{kind} workers: {failed or 'non-zero exit'} {codes}\n" + "\n".join(tails))
+            culprit = next((i for i, code in enumerate(codes) if code), 0)
+            reason = f"{kind} {failed or f'worker {culprit} {describe_exit(codes[culprit])}'}"
+            if notes:
+                reason += f" (after: {'; '.join(notes)})"
+            error = WorkerError(reason, kept[culprit : culprit + 1], log_tail(logs[culprit]))
         if log_dir:
             try:
                 _keep_logs(logs, log_dir)
             except Exception:
                 if error is None:
                     raise  # Otherwise the workers' failure is the error to report.
+                error.logs = []
         if error is not None:
             raise error
         return notes
@@ -208,23 +253,26 @@ def use_standby(standby: Standby | None) -> None:
     _STANDBY = standby
 
 
-def _wait(workers: list[_Worker], timeout: float, restarts: int, restart, notes: list[str]) -> str | None:
-    """Waits until every worker exits, restarting those killed by a signal while ``restarts`` last;
-    the reason to stop early, if any."""
+def _wait(workers: list[_Worker], timeout: float, on_exit, restart, notes: list[str]) -> str | None:
+    """Waits until every worker exits, starting again those ``on_exit`` gives a note for; the
+    reason to stop early, if any (None when a worker failed: its exit status tells)."""
     deadline = time.time() + timeout
     while True:
         for worker in workers:
             code = worker.process.poll()
-            if code is not None and code < 0 and restarts > 0:
-                restarts -= 1
-                note = f"worker {worker.index} was killed by {_signal_name(-code)}; started again"
-                notes.append(note)
-                worker.log.write(f"\n[cvpipe] {note}\n")
-                worker.log.flush()
-                logging.warning("cvpipe: %s", note)
-                worker.process = restart(worker)
-            elif code not in (None, 0):
-                return "a worker failed"
+            if code in (None, 0):
+                continue
+            for copier in _COPIERS.pop(worker.process.pid, []):
+                copier.join(timeout=10)  # Its last lines into the log before the log is read.
+            worker.log.flush()
+            note = on_exit(worker.index, worker.env, code, log_tail(worker.log.name))
+            if note is None:
+                return None
+            notes.append(note)
+            worker.log.write(f"\n[cvpipe] {note}\n")
+            worker.log.flush()
+            logging.warning("cvpipe: %s", note)
+            worker.process = restart(worker)
         if all(w.process.poll() == 0 for w in workers):
             return None
         if time.time() > deadline:
@@ -280,12 +328,14 @@ def run_tuning_workers(
     timeout: float = 3600,
     log_dir: str | None = None,
     restarts: int = 2,
+    on_exit=None,
 ) -> list[str]:
     """Runs ``workers`` keras-tuner workers against the oracle served on 127.0.0.1:oracle_port.
 
-    A worker killed by a signal is started again (``restarts`` times in all) under the same tuner
-    id; keras-tuner's oracle hands a returning tuner id its unfinished trial, so the trial reruns
-    and the search goes on. Returns the notes on restarts (empty when none was needed).
+    A worker that dies is started again under the same tuner id as ``on_exit`` decides (see
+    :func:`_launch`; by default one killed by a signal, ``restarts`` times in all); keras-tuner's
+    oracle hands a returning tuner id its unfinished trial, if it has one, else a new one. Returns
+    the notes on restarts (empty when none was needed).
     """
     envs = [
         {
@@ -296,7 +346,7 @@ def run_tuning_workers(
         for i in range(workers)
     ]
     threads = max(1, (os.cpu_count() or 1) // workers)
-    return _launch("tune", spec_json, envs, threads, timeout, log_dir, restarts=restarts)
+    return _launch("tune", spec_json, envs, threads, timeout, log_dir, restarts=restarts, on_exit=on_exit)
 
 
 def _limit_threads() -> None:

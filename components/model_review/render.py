@@ -254,6 +254,15 @@ def _tuning(review: dict) -> str:
         ],
         rows,
     )
+    failed = [t for t in trials if t.get("status") in ("FAILED", "INVALID")]
+    if failed:
+        items = "".join(
+            f"<li>trial {_e(t.get('trial_id'))}: <pre>{_e(t.get('reason') or 'no reason given')}</pre></li>"
+            for t in failed
+        )
+        body += (
+            f"<h3 class='bad'>{len(failed)} failed trial{'s' if len(failed) > 1 else ''}</h3><ul>{items}</ul>"
+        )
     restarts = tuning.get("worker_restarts") or []
     if restarts:
         body += f"<p class='note'>Tuning workers restarted: {_e(restarts)}</p>"
