@@ -100,8 +100,13 @@ def test_run_killed_in_training_resumes_trains_blesses_pushes_and_reuses_the_cac
     config.write_text(FAST_MODEL)
     out = tmp_path / "run"
     args = ["run", "--images", str(images), "--output", str(out), "--config", str(config)]
-    killed = kill_during(args, "Epoch 5/10", seconds_after=1)  # Keras's progress: mid-training.
+    # Killed as soon as Keras starts epoch 5: on a fast machine the remaining epochs of this small
+    # model take well under a second, and a run killed after its fit completed (which removes the
+    # backup) would have nothing to resume from.
+    killed = kill_during(args, "Epoch 5/10", seconds_after=0)
     assert "< Tuner finished" in killed and "Trainer finished" not in killed
+    backups = glob.glob(str(out / "pipeline_root" / "Trainer" / ".backup" / "**" / "*.index"), recursive=True)
+    assert backups, "killed after the fit completed: no backup left to resume from"
 
     assert main(args) == 0  # Started again: reuses what finished, redoes the Trainer, completes.
     printed = capsys.readouterr().out
