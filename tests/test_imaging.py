@@ -213,6 +213,14 @@ def test_camera_exif_and_gps_are_read_with_signs():
     assert meta[spec.GPS_ALTITUDE] == pytest.approx(-3.5)
 
 
+def test_exif_text_ends_at_its_first_nul_and_is_trimmed():
+    exif = Image.Exif()
+    exif[0x010F] = "  NIKON CORPORATION  "
+    exif[0x0110] = "ION230\x00F"  # A real camera's model: what follows the NUL is not the model.
+    meta = inspect_image(encode(gradient(), "JPEG", exif=exif), OPTIONS).metadata
+    assert meta[spec.CAMERA_MAKE] == "NIKON CORPORATION" and meta[spec.CAMERA_MODEL] == "ION230"
+
+
 def test_invalid_gps_values_are_dropped_not_fatal():
     assert parse_gps({1: "N", 2: (_rational(95, 1), 0, 0), 3: "E", 4: (1, 2, 3)}) == {}
     assert parse_gps({1: "N", 2: (TiffImagePlugin.IFDRational(1, 0), 0, 0), 3: "E", 4: (1, 0, 0)}) == {}

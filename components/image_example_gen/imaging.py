@@ -411,11 +411,13 @@ def parse_exif_datetime(value) -> str | None:
 
 
 def _clean_text(value) -> str | None:
+    """An Exif ASCII value as text: it ends at its first NUL (Exif 2.3, 4.6.2: what follows is
+    padding or garbage, e.g. ``ION230\\x00F`` is ``ION230``), surrounding spaces trimmed."""
     if value is None:
         return None
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    text = str(value).replace("\x00", "").strip()
+    text = str(value).split("\x00", 1)[0].strip()
     return text or None
 
 
