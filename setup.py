@@ -18,6 +18,7 @@ setup(
         "tflite-support==0.4.4",
         "defusedxml",  # Annotation XML (Pascal VOC) is untrusted input.
         "pillow",
+        "pillow-heif",  # HEIC/HEIF photos from phones.
         "pyarrow",
         "pycocotools",  # COCO instances JSON (detection annotations).
         "pyyaml",

@@ -14,6 +14,7 @@ from components.image_example_gen.imaging import (
     inspect_image,
     parse_exif_datetime,
     parse_gps,
+    sniff_format,
 )
 from tests.conftest import encode, gradient
 
@@ -219,6 +220,42 @@ def test_exif_text_ends_at_its_first_nul_and_is_trimmed():
     exif[0x0110] = "ION230\x00F"  # A real camera's model: what follows the NUL is not the model.
     meta = inspect_image(encode(gradient(), "JPEG", exif=exif), OPTIONS).metadata
     assert meta[spec.CAMERA_MAKE] == "NIKON CORPORATION" and meta[spec.CAMERA_MODEL] == "ION230"
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_phone_photos_heic_and_avif_are_read_upright_with_camera_and_gps(fmt):
+    # A 48x32 photo taken with the phone turned (Exif orientation 6: shown rotated 90 degrees
+    # clockwise), as phones write them: HEIC (pillow-heif turns the orientation into the
+    # container's rotation) or AVIF (Pillow keeps it in Exif).
+    photo = gradient(48, 32)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F], exif[0x0110] = "Apple", "iPhone 15 Pro\x00garbage"
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2] = "N", (_rational(10, 1), _rational(30, 1), _rational(0, 1))
+    gps[3], gps[4] = "W", (_rational(20, 1), _rational(15, 1), _rational(0, 1))
+    data = encode(photo, fmt, exif=exif.tobytes(), quality=95)
+    assert sniff_format(data) == fmt
+
+    inspected = inspect_image(data, OPTIONS)
+    assert inspected.original_format == fmt.lower() and inspected.format == "png" and inspected.transcoded
+    assert (inspected.width, inspected.height) == (32, 48)  # Displayed upright, once.
+    upright = np.asarray(photo.transpose(Image.Transpose.ROTATE_270)).astype(int)
+    assert np.abs(decoded(inspected).astype(int) - upright).mean() < 12
+    meta = inspected.metadata
+    assert meta[spec.ORIENTATION] == 6
+    assert meta[spec.CAMERA_MAKE] == "Apple" and meta[spec.CAMERA_MODEL] == "iPhone 15 Pro"
+    assert meta[spec.GPS_LATITUDE] == pytest.approx(10.5) and meta[spec.GPS_LONGITUDE] == pytest.approx(
+        -20.25
+    )
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_truncated_phone_photo_is_quarantined_as_damaged_not_as_a_non_image(fmt):
+    data = encode(gradient(64, 48), fmt, quality=90)
+    with pytest.raises(Rejected) as rejected:
+        inspect_image(data[: len(data) // 2], OPTIONS)
+    assert rejected.value.reason in (spec.CORRUPT_IMAGE, spec.TRUNCATED_IMAGE)
 
 
 def test_invalid_gps_values_are_dropped_not_fatal():

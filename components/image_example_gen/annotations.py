@@ -36,7 +36,22 @@ from components.image_example_gen import spec
 
 FORMATS = ("auto", "coco", "voc", "yolo")
 ORIENTATIONS = ("displayed", "stored")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".mpo")
+IMAGE_EXTENSIONS = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".gif",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".mpo",
+    ".heic",
+    ".heif",
+    ".hif",
+    ".avif",
+)
 COCO_NAMES = ("annotations.json", "_annotations.coco.json")  # Also instances*.json; at the root
 COCO_FOLDERS = ("", "annotations")  # or in annotations/ (the COCO release layout).
 YOLO_NAMES_FILES = ("classes.txt", "data.yaml", "data.yml", "obj.names")

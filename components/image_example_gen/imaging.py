@@ -18,10 +18,16 @@ import warnings
 from typing import Any
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from components.image_example_gen import pixels as pixels_lib
 from components.image_example_gen import spec
+
+# HEIC/HEIF, phones' default photo format, through its Pillow plugin (libheif); Pillow reads AVIF
+# itself. The plugin applies the container's rotation and mirroring while decoding, sets the
+# decoded image's Exif orientation to 1 and keeps the file's in ``info["original_orientation"]``.
+pillow_heif.register_heif_opener()
 
 # The pixel limit (options.max_pixels) is checked by inspect_image from the header, before any
 # pixel is decoded. Pillow's own decompression-bomb guard stays on for every program that imports
@@ -63,7 +69,18 @@ class ImageOptions:
     max_pixels: int = 50_000_000
     min_width: int = 16
     min_height: int = 16
-    allowed_formats: tuple[str, ...] = ("JPEG", "MPO", "PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
+    allowed_formats: tuple[str, ...] = (
+        "JPEG",
+        "MPO",
+        "PNG",
+        "GIF",
+        "BMP",
+        "TIFF",
+        "WEBP",
+        "PPM",
+        "HEIF",
+        "AVIF",
+    )
     background: tuple[int, int, int] = (255, 255, 255)
     pixel_properties: bool = True
 
@@ -139,6 +156,9 @@ def _inspect(data: bytes, options: ImageOptions) -> InspectedImage:
 
     metadata = read_exif(image)
     orientation = metadata.get(spec.ORIENTATION) or 1
+    if "original_orientation" in image.info:  # HEIF: already applied by the decoder.
+        metadata[spec.ORIENTATION] = _valid_orientation(image.info["original_orientation"])
+        orientation = 1
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     if width < options.min_width or height < options.min_height:
@@ -259,7 +279,16 @@ def sniff_format(data: bytes) -> str | None:
             return name
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
+    if data[4:8] == b"ftyp":  # ISO base media: the major brand tells HEIF from AVIF (and video).
+        brand = data[8:12]
+        if brand in _HEIF_BRANDS:
+            return "HEIF"
+        if brand in (b"avif", b"avis"):
+            return "AVIF"
     return None
+
+
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
 
 
 def _normalise(image: Image.Image, orientation: int, options: ImageOptions) -> Image.Image:
@@ -328,11 +357,7 @@ def read_exif(image: Image.Image) -> dict[str, Any]:
         out[spec.CAMERA_MAKE] = make
     if model:
         out[spec.CAMERA_MODEL] = model
-    try:
-        orientation = int(exif.get(_EXIF_ORIENTATION, 1))
-    except (TypeError, ValueError):
-        orientation = 1
-    out[spec.ORIENTATION] = orientation if 1 <= orientation <= 8 else 1
+    out[spec.ORIENTATION] = _valid_orientation(exif.get(_EXIF_ORIENTATION, 1))
     try:
         exif_ifd = exif.get_ifd(_EXIF_IFD)
     except Exception:
@@ -346,6 +371,14 @@ def read_exif(image: Image.Image) -> dict[str, Any]:
         gps = {}
     out.update(parse_gps(gps))
     return out
+
+
+def _valid_orientation(value) -> int:
+    try:
+        orientation = int(value if value is not None else 1)
+    except (TypeError, ValueError):
+        return 1
+    return orientation if 1 <= orientation <= 8 else 1
 
 
 def parse_gps(gps: dict) -> dict[str, float]:
