@@ -1,7 +1,8 @@
 """The detector as TFLite with non-max suppression inside the TFLite runtime (no Flex ops).
 
-The network's raw output [1, A, 4 + C] is split into box encodings ``raw[..., :4]`` and class
-scores ``sigmoid(raw[..., 4:])`` (no background column) and handed, with the anchors as a constant,
+The network's box encodings [1, A, 4] and class scores (the sigmoid of its class logits [1, A, C],
+no background column), taken from its heads before they are joined into ``raw`` (``head_outputs``:
+each keeps its own int8 scale), are handed, with the anchors as a constant,
 to an empty ``tf.function`` whose ``experimental_implements`` names TFLite's
 ``TFLite_Detection_PostProcess`` op, exactly as the TF Object Detection API's
 ``export_tflite_graph_lib_tf2.py`` does; the converter (``allow_custom_ops``) replaces the call by
@@ -96,15 +97,34 @@ class _DetectionModule(tf.Module):
 
         shape = [1, params.image_size, params.image_size, params.channels]
 
+        heads = head_outputs(model, params)
+
         @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="image")])
         def serve(image):
-            raw = model(image, training=False)
-            box_encodings = raw[..., :4]
-            class_predictions = tf.sigmoid(raw[..., 4:])
+            box_encodings, class_logits = heads(image, training=False)
+            class_predictions = tf.sigmoid(class_logits)
             outputs = postprocess(box_encodings, class_predictions, tf.constant(anchors))
             return dict(zip(OUTPUT_KEYS, outputs))
 
         self.serve = serve
+
+
+def head_outputs(model: tf.keras.Model, params: DetectorParams) -> tf.keras.Model:
+    """The same network ending in two tensors: box encodings [B, A, 4] and class logits [B, A, C],
+    each the levels' head outputs concatenated in anchor order (as ``raw`` holds them side by side).
+
+    Full-integer conversion gives every tensor one scale: in ``raw`` box encodings (a few units)
+    and class logits (-10 and below for background) shared one, which cost the int8 detector
+    its small boxes' precision and its scores' ranking; apart, each keeps its own range.
+    """
+    boxes_, logits = [], []
+    for stride in params.strides:
+        boxes_.append(model.get_layer(f"head{stride}_box_flat").output)
+        logits.append(model.get_layer(f"head{stride}_class_flat").output)
+    if len(params.strides) > 1:
+        boxes_ = [tf.keras.layers.Concatenate(axis=1, name="box_encodings")(boxes_)]
+        logits = [tf.keras.layers.Concatenate(axis=1, name="class_logits")(logits)]
+    return tf.keras.Model(model.inputs, [boxes_[0], logits[0]], name="cvpipe_detector_heads")
 
 
 def convert_detector(
