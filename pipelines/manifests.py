@@ -253,6 +253,7 @@ def train_spec(config: Config, settings: ClusterSettings) -> dict[str, Any]:
         "hyperparameters": dict(config.model.hyperparameters),
         "flip": config.model.flip,
         "epochs": config.training.epochs,
+        "min_steps": config.training.min_steps,
         "batch_size": config.training.batch_size,
         "strategy": "multi_worker",
         "cache": config.training.cache,

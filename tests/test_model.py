@@ -196,3 +196,23 @@ def test_training_datasets_run_without_the_autotuning_thread(shapes_examples):
         )
         assert classifier.options().autotune.enabled is False
         assert detector.options().autotune.enabled is False
+
+
+def test_a_small_training_split_trains_more_epochs_to_reach_min_steps():
+    from components.image_model.detector.training import DetectionTrainSpec
+    from components.image_model.training import TrainSpec, with_min_steps
+
+    common = dict(
+        train_patterns=[],
+        eval_patterns=[],
+        test_patterns=[],
+        labels=["a"],
+        serving_model_dir="s",
+        model_run_dir="r",
+        backup_dir="b",
+    )
+    small = DetectionTrainSpec(**common, epochs=24, min_steps=600)
+    assert with_min_steps(small, steps_per_epoch=5).epochs == 120  # 160 photos at batch 32.
+    assert with_min_steps(small, steps_per_epoch=7).epochs == 86  # Rounded up: at least 600 steps.
+    assert with_min_steps(small, steps_per_epoch=25).epochs == 24  # Enough steps already.
+    assert with_min_steps(TrainSpec(**common, epochs=15), steps_per_epoch=1).epochs == 15  # 0: off.

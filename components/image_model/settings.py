@@ -56,12 +56,15 @@ class TrainingSettings:
     from_best_trial: bool  # With tuning: continue from the best trial's weights (remaining epochs).
     cache: bool  # Keep decoded images in memory after the first epoch.
     fresh_process: bool  # single/mirrored: fit in a fresh worker process (restarted if killed).
+    min_steps: int  # At least this many optimizer steps: more epochs on a small training split.
 
     def validate(self, where: str) -> None:
         if self.strategy not in STRATEGIES:
             raise ModuleConfigError(
                 f"{where}.strategy: single, mirrored or multi_worker, got {self.strategy!r}"
             )
+        if self.min_steps < 0:
+            raise ModuleConfigError(f"{where}.min_steps: 0 (off) or positive, got {self.min_steps}")
         for name in ("epochs", "batch_size", "workers"):
             if getattr(self, name) < 1:
                 raise ModuleConfigError(f"{where}.{name}: must be positive, got {getattr(self, name)}")

@@ -157,6 +157,7 @@ def run_fn(fn_args) -> None:
         hyperparameters=hyperparameters,
         flip=config.model.flip,
         epochs=config.training.epochs,
+        min_steps=config.training.min_steps,
         batch_size=config.training.batch_size,
         strategy=config.training.strategy,
         warm_start_dir=warm_start_dir,

@@ -10,12 +10,14 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import os
 import tempfile
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from components.image_model import data, export, speed
 from components.image_model.model import ModelParams, build_model
@@ -41,6 +43,7 @@ class TrainSpec:
     hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
     flip: bool = True
     epochs: int = 15
+    min_steps: int = 0  # More epochs when ``epochs`` would make fewer optimizer steps (small splits).
     batch_size: int = 32
     steps_per_epoch: int = 0  # 0: one pass over the training split.
     strategy: str = "single"
@@ -93,6 +96,7 @@ def train(spec: TrainSpec, *, log_dir: str | None = None) -> dict[str, float]:
     global_batch = spec.batch_size * replicas
     train_count = data.count_records(spec.train_patterns)
     steps = spec.steps_per_epoch or max(1, train_count // global_batch)
+    spec = with_min_steps(spec, steps)
 
     common = dict(image_size=spec.image_size, channels=spec.channels, batch_size=global_batch)
     train_ds = data.make_dataset(
@@ -152,6 +156,23 @@ def train(spec: TrainSpec, *, log_dir: str | None = None) -> dict[str, float]:
     }
     finish_run(spec.model_run_dir, spec.backup_dir, summary, history)
     return metrics
+
+
+def with_min_steps(spec, steps_per_epoch: int):
+    """``spec`` with more epochs when its ``epochs`` would make fewer than ``min_steps`` optimizer
+    steps: a small training split (160 photos: 5 steps an epoch) otherwise stops long before a
+    network trained from scratch has learnt it."""
+    if not spec.min_steps or spec.epochs * steps_per_epoch >= spec.min_steps:
+        return spec
+    epochs = math.ceil(spec.min_steps / steps_per_epoch)
+    logging.info(
+        "cvpipe: %d epochs, not %d: min_steps %d at %d steps an epoch",
+        epochs,
+        spec.epochs,
+        spec.min_steps,
+        steps_per_epoch,
+    )
+    return dataclasses.replace(spec, epochs=epochs)
 
 
 def continue_from(model: tf.keras.Model, checkpoint: str) -> None:

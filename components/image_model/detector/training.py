@@ -33,6 +33,7 @@ from components.image_model.training import (
     fit_callbacks,
     is_chief,
     make_strategy,
+    with_min_steps,
 )
 
 
@@ -52,6 +53,7 @@ class DetectionTrainSpec:
     hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
     flip: bool = True
     epochs: int = 24  # About 5 minutes for 800 training scenes on 2 cores (bench/detection.py).
+    min_steps: int = 0  # More epochs when ``epochs`` would make fewer optimizer steps (small splits).
     batch_size: int = 32
     steps_per_epoch: int = 0  # 0: one pass over the training split.
     strategy: str = "single"
@@ -97,6 +99,7 @@ def train(spec: DetectionTrainSpec, *, log_dir: str | None = None) -> dict[str, 
     global_batch = spec.batch_size * strategy.num_replicas_in_sync
     train_count = classification_data.count_records(spec.train_patterns)
     steps = spec.steps_per_epoch or max(1, train_count // global_batch)
+    spec = with_min_steps(spec, steps)
 
     train_ds = data.make_dataset(
         spec.train_patterns, params, batch_size=global_batch, training=True, cache=spec.cache, seed=spec.seed
