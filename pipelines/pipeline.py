@@ -159,8 +159,8 @@ def model_components(
     model_config=None,
 ) -> list:
     """Tuner (optional) -> Trainer -> ModelEvaluator (against ServedModel) -> ServingPusher -> edge,
-    and ModelReview (the model's review page) once the model is evaluated and exported. A detector
-    has no ModelReview yet: the review page is the classifier's (confusion matrix, mistakes).
+    and ModelReview (the model's review page) once the model is evaluated and exported; it tells a
+    detector from a classifier by the model's params.
 
     Tuner and Trainer wait for the data gate, so data that fails validation is never trained on.
     ``model_config`` (a RuntimeParameter on Kubeflow) replaces the settings taken from ``config``.
@@ -239,8 +239,6 @@ def model_components(
         ).with_id(EDGE_PUSHER)
         components += [exporter, edge_pusher]
         tflite_model = exporter.outputs["tflite_model"]
-    if config.task == "detection":
-        return components
     review = ModelReviewGen(
         examples=examples,
         model=trainer.outputs["model"],

@@ -6,6 +6,7 @@ here check the mechanics."""
 import glob
 import json
 import os
+import pathlib
 import re
 
 import numpy as np
@@ -16,7 +17,7 @@ from pipelines.cli import main
 
 FAST_DETECTION = """
 task: detection
-training: {epochs: 2}
+training: {epochs: 2, min_steps: 0}
 tuning: {max_trials: 2, epochs: 1}
 evaluation: {min_map: 0.0}   # Mechanics: 2 epochs on 100 scenes do not learn them.
 edge: {modes: [int8], representative_count: 16, max_map_drop: 1.0}  # float32: test_detection_edge.py
@@ -42,9 +43,16 @@ def test_a_detection_run_tunes_trains_evaluates_with_coco_metrics_and_pushes_bot
     args = ["run", "--images", str(images), "--output", str(out), "--config", str(config)]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    for node in ("Tuner", "Trainer", "Evaluator", "ServingPusher", "TFLiteExporter", "EdgePusher"):
+    for node in (
+        "Tuner",
+        "Trainer",
+        "Evaluator",
+        "ServingPusher",
+        "TFLiteExporter",
+        "EdgePusher",
+        "ModelReview",
+    ):
         assert f"  < {node} finished in" in printed, node
-    assert "ModelReview" not in printed  # The review page is the classifier's.
     assert "Test mAP@0.5: " in printed and "Evaluation: BLESSED" in printed
     assert "TFLite int8: mAP@0.5 " in printed
 
@@ -83,6 +91,16 @@ def test_a_detection_run_tunes_trains_evaluates_with_coco_metrics_and_pushes_bot
     parity = json.loads((edge / "parity.json").read_text())
     assert parity["blessed"] and [v["mode"] for v in parity["variants"]] == ["int8"]
 
+    # The detector's review page: COCO AP per class, the int8 model against the SavedModel, the trials.
+    page = pathlib.Path(re.search(r"^Model review: (\S+)$", printed, re.M).group(1))
+    review = json.loads(page.with_name("review.json").read_text())
+    assert review["task"] == "detection" and [s["split"] for s in review["splits"]] == ["eval", "test"]
+    assert [v["mode"] for v in review["edge"]] == ["int8"] and len(review["tuning"]["trials"]) == 2
+    html = page.read_text()
+    for shown in ("Per-class AP (COCO)", "Precision-recall curves at IoU 0.5", "Recall by object size"):
+        assert shown in html, shown
+    assert "<script" not in html
+
     # cvpipe predict prints boxes from either model.
     for model in (str(out / "serving" / "cvpipe"), str(edge / "model_int8.tflite")):
         assert main(["predict", model, str(sample)]) == 0
@@ -92,5 +110,13 @@ def test_a_detection_run_tunes_trains_evaluates_with_coco_metrics_and_pushes_bot
     assert main(args) == 0
     again = capsys.readouterr().out
     assert not re.search(r"^  < \w+ finished in", again, re.M), again
-    for node in ("ImageExampleGen", "Tuner", "Trainer", "Evaluator", "TFLiteExporter", "EdgePusher"):
+    for node in (
+        "ImageExampleGen",
+        "Tuner",
+        "Trainer",
+        "Evaluator",
+        "TFLiteExporter",
+        "EdgePusher",
+        "ModelReview",
+    ):
         assert f"  = {node} reused from cache" in again, node

@@ -10,7 +10,9 @@ review = ModelReviewGen(examples=example_gen.outputs["examples"], model=trainer.
 Predicts every split but train with the SavedModel and with each TFLite variant, so the page holds
 per-class precision, recall and F1, the confusion matrix, the most confident mistakes and the
 images where a TFLite variant and the SavedModel disagree, beside the tuning trials and the
-learning curves. ``cvpipe report`` re-renders it from review.json beside the data report.
+learning curves. A detector (told by the model's params) gets COCO AP per class, precision-recall
+curves, recall by object size, the images with the most box mistakes and the TFLite variants' box
+disagreements instead. ``cvpipe report`` re-renders it from review.json beside the data report.
 """
 
 from __future__ import annotations

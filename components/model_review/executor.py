@@ -35,7 +35,11 @@ class Executor(base_executor.BaseExecutor):
             blessing_uri=_optional_uri(input_dict, spec.BLESSING_KEY),
             pipeline_name=exec_properties[spec.PIPELINE_NAME_KEY],
         )
-        logging.info("ModelReviewGen: %s", {s["split"]: s["accuracy"] for s in review["splits"]})
+        headline = ("accuracy", "map50", "map")  # A classifier's, a detector's.
+        logging.info(
+            "ModelReviewGen: %s",
+            {s["split"]: {k: s[k] for k in headline if k in s} for s in review["splits"]},
+        )
         # The same page as the artifact the Kubeflow UI displays.
         page = artifact_utils.get_single_instance(output_dict[spec.PAGE_KEY])
         tf.io.gfile.makedirs(page.uri)

@@ -89,10 +89,13 @@ def disagreements(reference, variant, limit: int) -> list[int]:
     return differ[np.argsort(-gap[differ], kind="stable")][:limit].tolist()
 
 
-def ranked_trials(trials: list[dict]) -> list[dict]:
-    """Tuning trials, the best score first; trials without a score (failed, unfinished) last."""
+def ranked_trials(trials: list[dict], *, lower_is_better: bool = False) -> list[dict]:
+    """Tuning trials, the best score first (the lowest for a loss); trials without a score (failed,
+    unfinished) last."""
+    sign = 1.0 if lower_is_better else -1.0
     return sorted(
-        trials, key=lambda t: (t.get("score") is None, -(t.get("score") or 0.0), str(t.get("trial_id")))
+        trials,
+        key=lambda t: (t.get("score") is None, sign * (t.get("score") or 0.0), str(t.get("trial_id"))),
     )
 
 

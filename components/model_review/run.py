@@ -11,7 +11,9 @@ model_review.html out.
 
 Every split but train is predicted twice: by the SavedModel through its ``serving_default``
 signature (the encoded bytes TF Serving receives) and by each TFLite variant through the
-interpreter (the images decoded and resized as the exporter calibrated and evaluated them).
+interpreter (the images decoded and resized as the exporter calibrated and evaluated them). A
+detector (its model_params.json says so) is reviewed with COCO's AP instead: ``review["task"] ==
+"detection"``, its numbers from detection.py.
 """
 
 from __future__ import annotations
@@ -27,13 +29,18 @@ import tensorflow as tf
 from components import fileio
 from components.image_example_gen import spec as example_spec
 from components.image_model import export
+from components.image_model import tuning as tuning_lib
+from components.image_model.detector import export as detector_export
+from components.image_model.detector.network import build_detector
 from components.image_model.model import decode_and_resize
 from components.image_model.training import HISTORY_FILE
+from components.model_review import detection, spec
 from components.model_review import review as review_lib
-from components.model_review import spec
 from components.model_review.render import render_review
+from components.tflite_exporter import detection as tflite_detection
 from components.tflite_exporter import spec as tflite_spec
 from components.tflite_exporter.convert import MODES, Classifier
+from components.validation_report.objects import boxed_thumbnail
 from components.validation_report.render import thumbnail_uri
 
 BATCH = 128
@@ -42,6 +49,8 @@ _FEATURES = {
     example_spec.LABEL_INDEX: tf.io.FixedLenFeature([], tf.int64),
     example_spec.PATH: tf.io.FixedLenFeature([], tf.string),
 }
+_PATH_FEATURES = {example_spec.PATH: tf.io.FixedLenFeature([], tf.string)}
+_IMAGE_FEATURES = {example_spec.IMAGE: tf.io.FixedLenFeature([], tf.string)}
 
 
 @dataclasses.dataclass
@@ -66,10 +75,30 @@ def review_model(
     blessing_uri: str | None = None,
     pipeline_name: str = "cvpipe",
 ) -> dict:
-    """Writes review.json and model_review.html to ``out_dir`` (any URI); returns the review."""
+    """Writes review.json and model_review.html to ``out_dir`` (any URI); returns the review.
+
+    A detector (told by the model's params) is reviewed by :func:`review_detector`."""
+    detector = tflite_detection.is_detector(serving_dir)
+    records = dict(
+        training=_read_json(os.path.join(model_run_uri, "metrics.json")),
+        history=_read_json(os.path.join(model_run_uri, HISTORY_FILE)),
+        parity=_read_json(os.path.join(tflite_uri, tflite_spec.PARITY_FILE)) if tflite_uri else None,
+        tuning=_read_tuning(tuner_results_uri, spec.DETECTION_TASK if detector else "classification"),
+        blessed=fileio.exists(os.path.join(blessing_uri, "BLESSED")) if blessing_uri else None,
+        pipeline_name=pipeline_name,
+    )
+    variants = _read_variants(tflite_uri) if tflite_uri else {}
+    review_of = review_detector if detector else review_classifier
+    review = review_of(examples_uri, serving_dir, variants, **records)
+    write_review(review, out_dir)
+    return review
+
+
+def review_classifier(examples_uri: str, serving_dir: str, variants: dict[str, bytes], **records) -> dict:
+    """A classifier's review dict (:func:`assemble_review`; ``records``: its keyword arguments read
+    from the run)."""
     labels = export.read_labels(serving_dir)
     params = export.read_params(serving_dir)
-    variants = _read_variants(tflite_uri) if tflite_uri else {}
     serve = tf.saved_model.load(serving_dir).signatures[export.SERVING_SIGNATURE]
     predictions = [
         predict_split(
@@ -77,20 +106,66 @@ def review_model(
         )
         for split in held_out_splits(examples_uri)
     ]
-    review = assemble_review(
+    return assemble_review(
         predictions,
         labels,
         thumbnails=lambda split, indices: _thumbnails(examples_uri, split, indices),
         model={"uri": serving_dir, "image_size": params["image_size"], "channels": params["channels"]},
-        training=_read_json(os.path.join(model_run_uri, "metrics.json")),
-        history=_read_json(os.path.join(model_run_uri, HISTORY_FILE)),
-        parity=_read_json(os.path.join(tflite_uri, tflite_spec.PARITY_FILE)) if tflite_uri else None,
-        tuning=_read_json(os.path.join(tuner_results_uri, "trials.json")) if tuner_results_uri else None,
-        blessed=fileio.exists(os.path.join(blessing_uri, "BLESSED")) if blessing_uri else None,
-        pipeline_name=pipeline_name,
+        **records,
     )
-    write_review(review, out_dir)
-    return review
+
+
+def review_detector(examples_uri: str, serving_dir: str, variants: dict[str, bytes], **records) -> dict:
+    """A detector's review dict (detection.assemble_detection_review; ``records``: its keyword
+    arguments read from the run). Every held-out split is decoded and resized as the SavedModel
+    does it, one split in memory at a time, and detected by the SavedModel's network with its own
+    post-processing and by each TFLite variant, as the exporter's parity check does."""
+    labels = export.read_labels(serving_dir)
+    params = detector_export.read_params(serving_dir)
+    trained = export.restore_network(build_detector(params), serving_dir)
+    splits = [
+        predict_detections(
+            examples_uri, split, serving_dir, trained, variants, params.image_size, params.channels
+        )
+        for split in held_out_splits(examples_uri)
+    ]
+    return detection.assemble_detection_review(
+        splits,
+        labels,
+        thumbnails=lambda split, indices: _boxed_thumbnails(examples_uri, split, indices),
+        model={"uri": serving_dir, "image_size": params.image_size, "channels": params.channels},
+        variant_order=_mode_order,
+        **records,
+    )
+
+
+def predict_detections(
+    examples_uri: str,
+    split: str,
+    serving_dir: str,
+    trained,
+    variants: dict[str, bytes],
+    image_size: int,
+    channels: int,
+) -> detection.DetectionSplit:
+    """One split's true boxes, the SavedModel's detections (``trained``: its network) and every
+    TFLite variant's, in record order."""
+    images, truth = tflite_detection.decoded_split(
+        [os.path.join(examples_uri, f"Split-{split}", "*")], image_size, channels
+    )
+    paths = [
+        example[example_spec.PATH].numpy().decode("utf-8", "replace")
+        for example in _records(examples_uri, split, _PATH_FEATURES)
+    ]
+    return detection.DetectionSplit(
+        split=split,
+        paths=paths,
+        truth=truth,
+        reference=tflite_detection.reference_detections(serving_dir, images, trained=trained),
+        variants={
+            mode: tflite_detection.tflite_detections(model, images)[0] for mode, model in variants.items()
+        },
+    )
 
 
 def write_review(review: dict, out_dir: str) -> str:
@@ -257,11 +332,11 @@ def _mode_order(mode: str) -> tuple[int, str]:
     return (-MODES.index(mode) if mode in MODES else 1, mode)
 
 
-def _records(examples_uri: str, split: str) -> tf.data.Dataset:
+def _records(examples_uri: str, split: str, features: dict = _FEATURES) -> tf.data.Dataset:
     """A split's examples in file order (the order both passes rely on)."""
     files = sorted(fileio.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
-    return dataset.map(lambda record: tf.io.parse_single_example(record, _FEATURES))
+    return dataset.map(lambda record: tf.io.parse_single_example(record, features))
 
 
 def _decoder(image_size: int, channels: int):
@@ -284,6 +359,26 @@ def _thumbnails(examples_uri: str, split: str, indices: list[int]) -> dict[int, 
             if len(found) == len(wanted):
                 break
     return found
+
+
+def _boxed_thumbnails(examples_uri: str, split: str, indices: list[int]) -> dict[int, tuple[str, int, int]]:
+    """{index: (data URI, width, height)}: thumbnails to draw boxes on, in the images' proportions."""
+    wanted, found = set(indices), {}
+    for i, example in enumerate(_records(examples_uri, split, _IMAGE_FEATURES)):
+        if i in wanted:
+            found[i] = boxed_thumbnail(example[example_spec.IMAGE].numpy(), spec.BOXED_THUMBNAIL_SIZE)
+            if len(found) == len(wanted):
+                break
+    return found
+
+
+def _read_tuning(tuner_results_uri: str | None, task: str) -> dict | None:
+    """trials.json, with the objective its scores are of (the direction ranks them)."""
+    tuning = _read_json(os.path.join(tuner_results_uri, "trials.json")) if tuner_results_uri else None
+    if tuning is not None:
+        objective = tuning_lib.objective(task)
+        tuning["objective"] = {"name": objective.name, "direction": objective.direction}
+    return tuning
 
 
 def _read_variants(tflite_uri: str) -> dict[str, bytes]:

@@ -24,6 +24,14 @@ MAX_MISTAKES = 24  # The most confident mistakes, over all reviewed splits.
 MAX_DISAGREEMENTS = 24  # Per TFLite variant: images where it and the SavedModel disagree.
 THUMBNAIL_SIZE = 96  # Pixels, the longer side.
 
+# A detector's review (review.json's "task"; the model's params tell a detector).
+DETECTION_TASK = "detection"
+MIN_SCORE = 0.3  # Detections at least this sure are matched to the true boxes (and drawn).
+MATCH_IOU = 0.5  # A detection matches a box (true, or the other model's) at this IoU or more.
+MAX_WORST_IMAGES = 12  # The held-out images with the most missed, false and wrong-class boxes.
+MAX_BOX_DISAGREEMENTS = 12  # Per TFLite variant: images where its boxes and the SavedModel's differ most.
+BOXED_THUMBNAIL_SIZE = 128  # Pixels, the longer side: class names and scores stay readable.
+
 # The artifact type's name, read without TFX; its class is in components/artifacts.py.
 MODEL_REVIEW_TYPE = "components.ModelReview"  # Also a class path: see components/__init__.py.
 

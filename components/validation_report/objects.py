@@ -33,14 +33,14 @@ COLOURS = ("#ff4d4f", "#40c4ff", "#ffd740", "#69f0ae", "#e040fb", "#ff9100", "#b
 
 @dataclasses.dataclass(frozen=True)
 class Boxed:
-    """A thumbnail and the boxes to draw on it (class, xmin, ymin, xmax, ymax; normalised)."""
+    """A thumbnail and the boxes to draw on it (class, xmin, ymin, xmax, ymax[, score]; normalised)."""
 
     uri: str
     path: str
     split: str
     width: int  # The thumbnail's size, pixels.
     height: int
-    boxes: tuple[tuple[str, float, float, float, float], ...]
+    boxes: tuple[tuple, ...]
 
 
 def boxed_thumbnail(image_bytes: bytes, size: int = BOXED_SIZE) -> tuple[str, int, int]:
@@ -126,9 +126,20 @@ def colour_of(name: str, classes: list[str]) -> str:
 
 
 def boxed_figure(
-    boxed: Boxed | None, caption: str, classes: list[str], title: str = "", path: str = ""
+    boxed: Boxed | None,
+    caption: str,
+    classes: list[str],
+    title: str = "",
+    path: str = "",
+    *,
+    dashed: tuple[tuple, ...] = (),
 ) -> str:
-    """A figure: the thumbnail with an SVG layer of its boxes (a rect and the class name each)."""
+    """A figure: the thumbnail with an SVG layer of its boxes (a rect and the class name each).
+
+    ``dashed``: a second set of boxes drawn dashed over the first, e.g. a model's predictions over
+    the true boxes. Any box may carry a score after its corners, ``(class, xmin, ymin, xmax, ymax,
+    score)``, written beside its class name.
+    """
     from components.validation_report.render import _clip, _e
 
     if boxed is None:
@@ -137,19 +148,10 @@ def boxed_figure(
             f"<figcaption><code>{_e(_clip(path, 28))}</code><br>{_e(caption)}</figcaption></figure>"
         )
     w, h = boxed.width, boxed.height
-    shapes = []
-    for name, xmin, ymin, xmax, ymax in boxed.boxes:
-        x, y = xmin * w, ymin * h
-        bw, bh = max(1.0, (xmax - xmin) * w), max(1.0, (ymax - ymin) * h)
-        colour = colour_of(name, classes)
-        shapes.append(
-            f'<rect class="box" x="{x:.1f}" y="{y:.1f}" width="{bw:.1f}" height="{bh:.1f}" '
-            f'stroke="{colour}"><title>{_e(name)}</title></rect>'
-            f'<text x="{x + 1:.1f}" y="{max(8.0, y - 1):.1f}" fill="{colour}">{_e(name)}</text>'
-        )
+    shapes = _box_shapes(boxed.boxes, w, h, classes) + _box_shapes(dashed, w, h, classes, dashed=True)
     layer = (
         f'<svg class="boxes" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" '
-        f'aria-label="{len(boxed.boxes)} boxes">{"".join(shapes)}</svg>'
+        f'aria-label="{len(boxed.boxes) + len(dashed)} boxes">{shapes}</svg>'
     )
     return (
         f'<figure class="boxed" title="{_e(title or boxed.path)}" style="width:{max(w, 112)}px">'
@@ -157,6 +159,26 @@ def boxed_figure(
         f'<img src="{boxed.uri}" alt="{_e(boxed.path)}" width="{w}" height="{h}">{layer}</span>'
         f"<figcaption><code>{_e(_clip(boxed.path, 28))}</code><br>{_e(caption)}</figcaption></figure>"
     )
+
+
+def _box_shapes(boxes, w: int, h: int, classes: list[str], *, dashed: bool = False) -> str:
+    from components.validation_report.render import _e
+
+    shapes = []
+    for name, xmin, ymin, xmax, ymax, *score in boxes:
+        x, y = xmin * w, ymin * h
+        bw, bh = max(1.0, (xmax - xmin) * w), max(1.0, (ymax - ymin) * h)
+        colour = colour_of(name, classes)
+        text = f"{name} {score[0]:.2f}" if score else name
+        style = ' stroke-dasharray="4 2"' if dashed else ""
+        # A dashed box's name goes inside its bottom edge, clear of a solid box's name above its top.
+        label_y = min(h - 1.0, y + bh - 2) if dashed else max(8.0, y - 1)
+        shapes.append(
+            f'<rect class="box" x="{x:.1f}" y="{y:.1f}" width="{bw:.1f}" height="{bh:.1f}" '
+            f'stroke="{colour}"{style}><title>{_e(text)}</title></rect>'
+            f'<text x="{x + 1:.1f}" y="{label_y:.1f}" fill="{colour}">{_e(text)}</text>'
+        )
+    return "".join(shapes)
 
 
 def _bars_svg(labels: list[str], counts: list[float], width: int = 180, height: int = 40) -> str:

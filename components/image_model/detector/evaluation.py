@@ -32,8 +32,37 @@ def coco_map(ground_truth: list[dict], detections: list[dict], num_classes: int)
     normalised, "classes": [...]}``; ``detections``: per image (same order) ``{"boxes", "scores",
     "classes"}``. Classes are 0-based.
     """
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+    images, annotations, results = _coco_records(ground_truth, detections)
+    if not annotations:
+        raise ValueError("no ground-truth boxes to evaluate against")
+    if not results:
+        return {"map": 0.0, "map50": 0.0, "images": len(images), "boxes": len(annotations)}
+    stats = _evaluated(images, annotations, results, num_classes).stats
+    return {
+        "map": float(stats[0]),
+        "map50": float(stats[1]),
+        "images": len(images),
+        "boxes": len(annotations),
+    }
+
+
+def coco_evaluation(ground_truth: list[dict], detections: list[dict], num_classes: int):
+    """pycocotools' COCOeval of ``detections`` (``coco_map``'s arguments), evaluated, accumulated and
+    summarized: ``.eval["precision"]`` [T, R, K, A, M], ``.eval["recall"]`` [T, K, A, M], ``.stats``.
+
+    Category ``k + 1`` is class ``k``. Without any detection every class with boxes scores 0.
+    """
+    images, annotations, results = _coco_records(ground_truth, detections)
+    if not annotations:
+        raise ValueError("no ground-truth boxes to evaluate against")
+    # pycocotools cannot load an empty result list. One zero-size box at score 0 matches nothing, so
+    # precision and recall come out as with no detection: 0 where there are boxes, -1 elsewhere.
+    nothing = {"image_id": images[0]["id"], "category_id": 1, "bbox": [0.0, 0.0, 0.0, 0.0], "score": 0.0}
+    return _evaluated(images, annotations, results or [nothing], num_classes)
+
+
+def _coco_records(ground_truth: list[dict], detections: list[dict]) -> tuple[list, list, list]:
+    """COCO's images, annotations (pixel xywh) and results of ``coco_map``'s arguments."""
 
     def to_xywh(box, width, height):
         ymin, xmin, ymax, xmax = box
@@ -64,10 +93,13 @@ def coco_map(ground_truth: list[dict], detections: list[dict], num_classes: int)
                     "score": float(score),
                 }
             )
-    if not annotations:
-        raise ValueError("no ground-truth boxes to evaluate against")
-    if not results:
-        return {"map": 0.0, "map50": 0.0, "images": len(images), "boxes": len(annotations)}
+    return images, annotations, results
+
+
+def _evaluated(images: list, annotations: list, results: list, num_classes: int):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
     with contextlib.redirect_stdout(io.StringIO()):  # COCO's loaders and summarize() print.
         truth = COCO()
         truth.dataset = {
@@ -80,13 +112,7 @@ def coco_map(ground_truth: list[dict], detections: list[dict], num_classes: int)
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    stats = evaluator.stats
-    return {
-        "map": float(stats[0]),
-        "map50": float(stats[1]),
-        "images": len(images),
-        "boxes": len(annotations),
-    }
+    return evaluator
 
 
 def evaluate_saved_model(export_dir: str, patterns: list[str], *, batch_size: int = 64) -> dict[str, float]:
