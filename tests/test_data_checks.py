@@ -81,6 +81,31 @@ def test_each_catalog_check_fires_on_its_own_injection():
     assert [a.description for a in found] == ["class 'z' has 0 train images (minimum 10)"]
 
 
+def test_data_with_nothing_to_train_on_is_an_error_at_the_gate_naming_why():
+    options = checks.CheckOptions()
+    every_file_quarantined = [
+        row(f"x/{i}", None, "a", status=spec.QUARANTINED, reason=spec.NOT_AN_IMAGE) for i in range(4)
+    ]
+    for rows, expected in [
+        ([], "the train split has no images (0 input files, 0 ingested)"),
+        (every_file_quarantined, "no images (4 input files, 0 ingested, quarantined: not_an_image 4)"),
+        (
+            [row(f"a/{i}", "train", "a") for i in range(20)],
+            "at least two classes with train images; found 1: 'a'",
+        ),
+    ]:
+        found = [
+            a for a in checks.catalog_checks(rows, options, labels="a") if a.check == checks.NOTHING_TO_TRAIN
+        ]
+        assert len(found) == 1 and expected in found[0].description, (expected, found)
+        assert checks.decide(found, "fail")["blocks_training"] is True
+    # A detector has no label per image: no object class at all is what it cannot train on.
+    boxed = [row(f"p/{i}", "train", None) for i in range(20)]
+    found = checks.catalog_checks(boxed, options, labels=[], by_label=False)
+    assert kinds(found) == [checks.NOTHING_TO_TRAIN] and "name no category" in found[0].description
+    assert checks.catalog_checks(boxed, options, labels=["raccoon"], by_label=False) == []
+
+
 def test_severities_and_gate_decide_the_verdict():
     found = checks.catalog_checks(balanced() + [row("copy", "test", "a", sha="a/0")], checks.CheckOptions())
     assert checks.decide(found, "fail")["blocks_training"] is True

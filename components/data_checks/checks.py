@@ -28,6 +28,7 @@ SEVERITIES = (ERROR, WARNING)
 
 # Check names: each is a key of CheckOptions.severities.
 QUARANTINE_RATE = "quarantine_rate"
+NOTHING_TO_TRAIN = "nothing_to_train"
 MIN_CLASS_COUNT = "min_class_count"
 CLASS_IMBALANCE = "class_imbalance"
 SPLIT_LEAKAGE = "split_leakage"
@@ -46,6 +47,7 @@ BOX_DRIFT = "box_drift"
 TFDV = "tfdv"
 CHECKS = (
     QUARANTINE_RATE,
+    NOTHING_TO_TRAIN,
     MIN_CLASS_COUNT,
     CLASS_IMBALANCE,
     SPLIT_LEAKAGE,
@@ -67,6 +69,7 @@ JS = "js"  # Jensen-Shannon divergence between numeric histograms.
 
 DEFAULT_SEVERITIES = {
     QUARANTINE_RATE: ERROR,
+    NOTHING_TO_TRAIN: ERROR,  # No train image, one class for a classifier, no object class.
     MIN_CLASS_COUNT: ERROR,
     CLASS_IMBALANCE: WARNING,
     SPLIT_LEAKAGE: ERROR,
@@ -208,6 +211,9 @@ def catalog_checks(
                 )
             )
     present = {label: n for label, n in train.items() if n > 0} if by_label else {}
+    nothing = _nothing_to_train(rows, ingested, train, present, labels, by_label)
+    if nothing:
+        found.append(Anomaly(NOTHING_TO_TRAIN, options.severity(NOTHING_TO_TRAIN), nothing, split="train"))
     if len(present) > 1:
         largest = max(present, key=lambda k: (present[k], k))
         smallest = min(present, key=lambda k: (present[k], k))
@@ -257,6 +263,25 @@ def catalog_checks(
                 )
             )
     return found
+
+
+def _nothing_to_train(rows, ingested, train, present, labels, by_label: bool) -> str | None:
+    """Why no model can be trained on this data, if it cannot: caught at the data gate, before any
+    model code runs (the Tuner would fail later with a less helpful error)."""
+    if not sum(train.values()):
+        reasons = collections.Counter(r[spec.REASON] for r in rows if r[spec.STATUS] == spec.QUARANTINED)
+        why = f"{len(rows)} input files, {len(ingested)} ingested"
+        if reasons:
+            why += ", quarantined: " + ", ".join(f"{reason} {n}" for reason, n in reasons.most_common())
+        return f"the train split has no images ({why})"
+    if by_label and len(present) < 2:
+        return (
+            f"a classifier needs at least two classes with train images; found {len(present)}: "
+            f"{', '.join(map(repr, sorted(present)))}"
+        )
+    if not by_label and not list(labels):
+        return "no object class to detect: the annotations name no category"
+    return None
 
 
 def near_duplicate_leakage(
