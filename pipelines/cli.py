@@ -62,7 +62,7 @@ def cmd_ingest(args) -> int:
     )
     for reason, count in summary["by_reason"].items():
         print(f"  {reason}: {count}")
-    print(f"Splits: {json.dumps(summary['by_split'])}")
+    print(f"Splits: {json.dumps(summary['by_split'])} (from {summary.get('splits_from', 'content hash')})")
     objects = summary.get("objects")
     if objects:
         print(

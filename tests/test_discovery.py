@@ -6,7 +6,7 @@ import os
 import pytest
 
 from components.image_example_gen import spec
-from components.image_example_gen.discovery import discover, fingerprint, resolve_span
+from components.image_example_gen.discovery import LayoutError, discover, fingerprint, resolve_span
 from tests.conftest import encode, gradient, write
 
 
@@ -34,6 +34,44 @@ def test_class_folders_give_labels_and_sorted_vocabulary(root):
 def test_file_outside_class_folders_is_quarantined_as_unlabelled(root):
     write(root / "stray.jpg", b"x")
     assert by_path(discover(str(root)))["stray.jpg"].reason == spec.MISSING_LABEL
+
+
+def test_split_folders_over_class_folders_are_predefined_splits(tmp_path):
+    image = encode(gradient(), "PNG")
+    for split in ("Train", "validation", "TEST"):  # Any case; val, valid, dev, eval, testing too.
+        for label in ("cat", "dog"):
+            write(tmp_path / split / label / f"{split}-{label}.png", image)
+    write(tmp_path / "Train" / "stray.png", image)
+    found = discover(str(tmp_path))
+    assert found.labels == ["cat", "dog"]
+    assert found.splits_from == "folders TEST/, Train/, validation/"
+    found_by_path = by_path(found)
+    assert (
+        found_by_path["Train/cat/Train-cat.png"].split,
+        found_by_path["Train/cat/Train-cat.png"].label,
+    ) == (
+        "train",
+        "cat",
+    )
+    assert found_by_path["validation/dog/validation-dog.png"].split == "eval"
+    assert found_by_path["TEST/dog/TEST-dog.png"].split == "test"
+    stray = found_by_path["Train/stray.png"]
+    assert stray.reason == spec.MISSING_LABEL and "split folder Train/" in stray.detail
+
+
+def test_class_folders_alone_are_still_classes_split_by_content_hash(root):
+    found = discover(str(root))
+    assert found.splits_from == "content hash" and {c.split for c in found.candidates} == {None}
+
+
+def test_split_folders_beside_class_folders_are_an_error_naming_both_readings(tmp_path):
+    image = encode(gradient(), "PNG")
+    write(tmp_path / "train" / "cat" / "a.png", image)
+    write(tmp_path / "dog" / "b.png", image)
+    with pytest.raises(
+        LayoutError, match=r"read as splits, 'dog' is in no split; read as class folders, 'train'"
+    ):
+        discover(str(tmp_path))
 
 
 def test_symlink_leading_outside_the_root_is_quarantined(root):

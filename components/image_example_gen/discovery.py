@@ -66,6 +66,20 @@ class Discovery:
     candidates: list[Candidate]
     labels: list[str]  # Sorted vocabulary of the labels of readable candidates.
     extra_columns: dict[str, str]  # Manifest column -> "int" | "float" | "str".
+    splits_from: str = "content hash"  # Or "manifest", or the split folders ("folders train/, ...").
+
+
+# Top-level folders that name a split (case-insensitive), as published image sets, Kaggle's and
+# Roboflow's exports and ImageNet lay them out: root/<split>/<class>/image.
+SPLIT_FOLDERS = {
+    **{name: "train" for name in ("train", "training")},
+    **{name: "eval" for name in ("val", "valid", "validation", "eval", "dev")},
+    **{name: "test" for name in ("test", "testing")},
+}
+
+
+class LayoutError(ValueError):
+    """The image root's folders can be read two ways; the message names both."""
 
 
 def is_uri(path: str) -> bool:
@@ -116,14 +130,58 @@ def discover(root: str, manifest: str | None = None) -> Discovery:
     """Lists candidates from class folders (``root/<label>/...``) or from a CSV/JSONL manifest."""
     if not (tf.io.gfile.isdir(root) if is_uri(root) else os.path.isdir(root)):
         raise FileNotFoundError(f"image root {root!r} is not a directory")
+    splits_from = "content hash"
     if manifest:
         candidates, extra_columns = _from_manifest(root, manifest)
-    elif is_uri(root):
-        candidates, extra_columns = _from_uri_folders(root), {}
+        if any(c.split for c in candidates):
+            splits_from = "manifest"
     else:
-        candidates, extra_columns = _from_folders(root), {}
+        candidates = _from_uri_folders(root) if is_uri(root) else _from_folders(root)
+        candidates, folders = split_folders(candidates)
+        extra_columns = {}
+        if folders:
+            splits_from = "folders " + ", ".join(f"{name}/" for name in folders)
     labels = sorted({c.label for c in candidates if c.reason is None and c.label})
-    return Discovery(root=root, candidates=candidates, labels=labels, extra_columns=extra_columns)
+    return Discovery(root, candidates, labels, extra_columns, splits_from)
+
+
+def split_folders(candidates: list[Candidate]) -> tuple[list[Candidate], list[str]]:
+    """Class-folder candidates read as ``root/<split>/<class>/...`` when every top-level folder
+    names a split (SPLIT_FOLDERS): the split is predefined, as a manifest's ``split`` column does,
+    and the label is the folder below. Returns the candidates and the split folders (none: the
+    candidates unchanged). Split folders beside other folders is ambiguous: LayoutError.
+    """
+    tops = sorted({c.path.split("/", 1)[0] for c in candidates if "/" in c.path})
+    named = [top for top in tops if top.lower() in SPLIT_FOLDERS]
+    if not named:
+        return candidates, []
+    others = [top for top in tops if top.lower() not in SPLIT_FOLDERS]
+    if others:
+        raise LayoutError(
+            f"the image root has split folders ({', '.join(named)}) beside other folders "
+            f"({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}): read as splits, "
+            f"{others[0]!r} is in no split; read as class folders, {named[0]!r} is a class. Put "
+            "every class folder inside a split folder, point --images at one of them, or list the "
+            "images in a manifest (with a split column)"
+        )
+    out = []
+    for candidate in candidates:
+        top, _, rest = candidate.path.partition("/")
+        if not rest:
+            out.append(candidate)  # A file at the root: in no class folder, as before.
+            continue
+        split = SPLIT_FOLDERS[top.lower()]
+        label = safe_text(rest.split("/", 1)[0]) if "/" in rest else None
+        if candidate.reason is None and label is None:
+            detail = f"file is in split folder {top}/ but not inside a class folder"
+            out.append(
+                dataclasses.replace(
+                    candidate, label=None, split=split, reason=spec.MISSING_LABEL, detail=detail
+                )
+            )
+        else:
+            out.append(dataclasses.replace(candidate, label=label, split=split))
+    return out, named
 
 
 def _from_folders(root: str) -> list[Candidate]:

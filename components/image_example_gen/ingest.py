@@ -504,6 +504,7 @@ def ingest(
     write_labels(discovery.labels, examples_dir, catalog_dir)
     flagged = flag_catalog(catalog_dir, options)
     extra = {"span": span, "root": discovery.root, "labels": discovery.labels, "pixels": flagged}
+    extra["splits_from"] = discovery.splits_from
     extra["task"] = task.name
     fields = [name for name, _ in task.catalog_fields()]
     if fields:

@@ -105,7 +105,9 @@ class Detection:
                 path += "#annotation"
             taken.add(path)
             candidates.append(Candidate(path, None, reason=record.reason, detail=record.detail))
-        return Discovery(discovery.root, candidates, found.vocabulary, discovery.extra_columns)
+        return Discovery(
+            discovery.root, candidates, found.vocabulary, discovery.extra_columns, discovery.splits_from
+        )
 
     def catalog_fields(self) -> list[tuple[str, pa.DataType]]:
         return [
