@@ -72,6 +72,8 @@ QUICK = [
 ]
 PROBE = ("classification", 64, 16, 1, 3)  # The ONEDNN_VERBOSE point: quick, 1x1 and 3x3 kernels.
 IMAGES, BATCH, EPOCHS = 16, 8, 2
+# Every child's start-up messages (CUDA plugin registration, a Python version warning): not the crash.
+_NOISE = re.compile(r"Unable to register cu|_python_version_support|^\s*warnings\.warn\(")
 
 
 def points() -> list[tuple[str, int, int, int, int]]:
@@ -152,7 +154,8 @@ def run_point(point: tuple, arm: str, timeout: float, verbose: bool = False) -> 
         if line.startswith("result "):
             result.update(json.loads(line[len("result ") :]))
     if code != 0:
-        result["stderr_tail"] = [line for line in stderr.splitlines() if line.strip()][-8:]
+        lines = [line for line in stderr.splitlines() if line.strip() and not _NOISE.search(line)]
+        result["stderr_tail"] = lines[-6:]
     if verbose:
         result["stdout"] = stdout
     return result
