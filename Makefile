@@ -30,4 +30,5 @@ bench: setup
 	.venv/bin/python bench/commands.py
 	.venv/bin/python bench/demo.py
 	.venv/bin/python bench/train_speed.py
-	.venv/bin/python bench/onednn_stress.py --trials 30
+	.venv/bin/python bench/onednn_stress.py
+	.venv/bin/python bench/shortcut_speed.py
