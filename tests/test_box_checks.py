@@ -167,12 +167,12 @@ def test_box_issues_are_counted_per_reason_with_example_images():
 def test_classification_keeps_its_label_checks_and_detection_leaves_them_to_the_boxes():
     rows = [
         {spec.PATH: f"{i}", spec.STATUS: spec.INGESTED, spec.REASON: None, spec.SPLIT: "train"}
-        | {spec.LABEL: "cat", spec.SHA256: f"h{i}"}
-        for i in range(3)
+        | {spec.LABEL: ("cat", "dog")[i % 2], spec.SHA256: f"h{i}"}
+        for i in range(4)
     ]
-    assert [a.check for a in checks.catalog_checks(rows, CheckOptions())] == [checks.MIN_CLASS_COUNT]
+    assert [a.check for a in checks.catalog_checks(rows, CheckOptions())] == [checks.MIN_CLASS_COUNT] * 2
     detection = [r | {spec.LABEL: None} for r in rows]
-    assert checks.catalog_checks(detection, CheckOptions(), by_label=False) == []
+    assert checks.catalog_checks(detection, CheckOptions(), labels=["cat"], by_label=False) == []
 
 
 def test_box_settings_are_validated_and_reach_the_check_options():

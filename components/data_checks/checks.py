@@ -4,7 +4,9 @@ Everything here is a pure function of the run's outputs (catalog rows, summary, 
 schema), so the component, the report and the tests share it:
 
     found = catalog_checks(rows, options, labels)
-    pairs, leaked = near_duplicate_leakage(rows, distance, options, baseline_rows, baseline_span)
+    near = duplicates.confirmed_pairs(rows, duplicates.Confirmer(read_bytes), fallback_distance=distance)
+    pairs, leaked = near_duplicate_leakage(rows, distance, options, baseline_rows, baseline_span, near)
+    conflicts, conflicting = label_conflict(rows, options, near)
     classes, apart = property_imbalance(rows, options)
     found += tfdv_anomalies(read_schema_diffs(anomalies_uri))
     drift, drifted = compare_spans(current, baseline, schema, options)
@@ -20,6 +22,7 @@ from typing import Any, Iterable
 import numpy as np
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
+from components.data_checks import duplicates
 from components.image_example_gen import pixels, spec
 
 ERROR = "error"
@@ -33,6 +36,7 @@ MIN_CLASS_COUNT = "min_class_count"
 CLASS_IMBALANCE = "class_imbalance"
 SPLIT_LEAKAGE = "split_leakage"
 NEAR_DUPLICATE_LEAKAGE = "near_duplicate_leakage"
+LABEL_CONFLICT = "label_conflict"
 LABEL_NOT_IN_TRAIN = "label_not_in_train"
 DRIFT = "drift"
 PROPERTY_DRIFT = "property_drift"
@@ -52,6 +56,7 @@ CHECKS = (
     CLASS_IMBALANCE,
     SPLIT_LEAKAGE,
     NEAR_DUPLICATE_LEAKAGE,
+    LABEL_CONFLICT,
     LABEL_NOT_IN_TRAIN,
     DRIFT,
     PROPERTY_DRIFT,
@@ -76,6 +81,9 @@ DEFAULT_SEVERITIES = {
     # A perceptual hash also matches look-alikes (a burst of shots, one layout in new colours), not
     # only copies: a reviewer looks at the pairs, the gate does not stop on them by default.
     NEAR_DUPLICATE_LEAKAGE: WARNING,
+    # One image (byte-identical, or a near duplicate confirmed on pixels) under two labels: the
+    # model is taught, or graded on, both answers for the same picture.
+    LABEL_CONFLICT: ERROR,
     LABEL_NOT_IN_TRAIN: ERROR,
     DRIFT: ERROR,
     PROPERTY_DRIFT: WARNING,
@@ -120,6 +128,10 @@ class CheckOptions:
     drift_features: tuple[tuple[str, str], ...] = tuple(DEFAULT_DRIFT_FEATURES.items())
     property_drift: float = 0.1  # Jensen-Shannon threshold of COMPARED_PROPERTIES across spans.
     property_imbalance: float = 0.95  # A class above (or below) the rest in this share of pairs.
+    # Near duplicates (duplicates.py): pHash candidates within this distance, confirmed on pixels at
+    # this score; not in default.yaml yet (pipelines/config.py does not read them).
+    near_duplicate_candidates: int = duplicates.CANDIDATE_DISTANCE
+    near_duplicate_confirm: float = duplicates.MIN_SCORE
     # Object detection (boxes.py).
     min_box_count: int = 10  # Boxes per class in the train split.
     max_box_imbalance: float = 10.0  # Most / fewest boxes of a class in the train split.
@@ -290,21 +302,38 @@ def near_duplicate_leakage(
     options: CheckOptions,
     baseline: Iterable[dict[str, Any]] = (),
     baseline_span: int | None = None,
+    confirmed: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], list[Anomaly]]:
-    """Eval and test images whose perceptual hash is within ``max_distance`` of a train image's.
+    """Eval and test images that are near duplicates of a train image.
 
     Across splits of this span (byte-identical pairs are split_leakage's, so they are left out
     here), and, given the ``baseline`` span's train rows (path, split, phash, sha256 from the
     statistics store), across spans: a near duplicate of an image the served model was trained on
-    makes its evaluation on this span's eval or test split too kind. Returns the pairs (capped at
-    MAX_LISTED_PAIRS per kind, closest first) and one anomaly per split and kind.
+    makes its evaluation on this span's eval or test split too kind. Within the span the pairs are
+    ``confirmed`` (duplicates.confirmed_pairs: pHash candidates confirmed on pixels, each with its
+    ``confirm_score``); without them, and across spans (whose images are not at hand), a pair is
+    one whose pHashes are within ``max_distance``. Returns the pairs (capped at MAX_LISTED_PAIRS
+    per kind, closest first) and one anomaly per split and kind.
     """
     current = [r for r in rows if r[spec.STATUS] == spec.INGESTED and r.get(spec.PHASH)]
     train = [r for r in current if r[spec.SPLIT] == "train"]
     held_out = [r for r in current if r[spec.SPLIT] != "train"]
     earlier = [r for r in baseline if r.get(spec.SPLIT) == "train" and r.get(spec.PHASH)]
-    within = [p for p in _cross_pairs(held_out, train, max_distance) if p["sha256"] != p["twin_sha256"]]
+    if confirmed is None:
+        within = [p for p in _cross_pairs(held_out, train, max_distance) if p["sha256"] != p["twin_sha256"]]
+    else:
+        within = [
+            _held_out_first(p)
+            for p in confirmed
+            if (p["first"][spec.SPLIT] == "train") != (p["second"][spec.SPLIT] == "train")
+        ]
     across = _cross_pairs(held_out, earlier, max_distance)
+    rule = f"pHash distance <= {max_distance}"
+    if confirmed is not None:
+        rule = (
+            f"whole or centre pHash within {options.near_duplicate_candidates} bits, confirmed on "
+            f"pixels at {options.near_duplicate_confirm:g}"
+        )
     found = []
     for kind, pairs, where in (
         ("splits", within, "train images"),
@@ -315,13 +344,13 @@ def near_duplicate_leakage(
                 (p for p in pairs if p["split"] == split), key=lambda p: (p["distance"], p["path"])
             )
             images = len({p["path"] for p in leaked})
-            examples = "; ".join(f"{p['path']} ~ {p['twin']} ({p['distance']})" for p in leaked[:3])
+            examples = "; ".join(f"{p['path']} ~ {p['twin']} ({_scores(p)})" for p in leaked[:3])
             found.append(
                 Anomaly(
                     NEAR_DUPLICATE_LEAKAGE,
                     options.severity(NEAR_DUPLICATE_LEAKAGE),
                     f"{images} {split} image(s) are near duplicates of {where} "
-                    f"(pHash distance <= {max_distance}): {examples}"
+                    f"({rule if kind == 'splits' else f'pHash distance <= {max_distance}'}): {examples}"
                     + (f" and {len(leaked) - 3} more pair(s)" if len(leaked) > 3 else ""),
                     split=split,
                     feature=spec.PHASH,
@@ -333,8 +362,71 @@ def near_duplicate_leakage(
         "across_splits": sorted(within, key=lambda p: (p["distance"], p["path"]))[:MAX_LISTED_PAIRS],
         "across_spans": sorted(across, key=lambda p: (p["distance"], p["path"]))[:MAX_LISTED_PAIRS],
         "counts": {"across_splits": len(within), "across_spans": len(across)},
+        "confirm": None
+        if confirmed is None
+        else {
+            "method": "whole or centre pHash candidates; normalised cross-correlation of high-passed "
+            "grey thumbnails, crops of up to 6% a side searched",
+            "candidate_distance": options.near_duplicate_candidates,
+            "min_score": options.near_duplicate_confirm,
+        },
     }
     return summary, found
+
+
+def _scores(pair: dict[str, Any]) -> str:
+    score = pair.get("confirm_score")
+    return f"{pair['distance']}" if score is None else f"{pair['distance']}, score {score:.2f}"
+
+
+def _held_out_first(pair: dict[str, Any]) -> dict[str, Any]:
+    """A confirmed pair (duplicates.confirmed_pairs) as a leakage pair: the eval or test image, its
+    train twin."""
+    a, b = pair["first"], pair["second"]
+    if a[spec.SPLIT] == "train":
+        a, b = b, a
+    return {
+        "path": a[spec.PATH],
+        "split": a[spec.SPLIT],
+        "label": a.get(spec.LABEL),
+        "twin": b[spec.PATH],
+        "twin_label": b.get(spec.LABEL),
+        "distance": pair["distance"],
+        "confirm_score": pair["confirm_score"],
+        "sha256": a.get(spec.SHA256),
+        "twin_sha256": b.get(spec.SHA256),
+    }
+
+
+def label_conflict(
+    rows: Iterable[dict[str, Any]], options: CheckOptions, confirmed: Iterable[dict[str, Any]] = ()
+) -> tuple[dict[str, Any], list[Anomaly]]:
+    """One image under two labels: byte-identical files (ingested, or dropped as duplicates within a
+    split) and ``confirmed`` near duplicates (duplicates.confirmed_pairs), in one split or across
+    splits. Returns checks.json's ``label_conflicts`` (the pairs, capped at MAX_LISTED_PAIRS) and
+    one anomaly per split of the listed (non-train, when either is) image."""
+    conflicts = duplicates.label_conflicts(rows, confirmed)
+    found = []
+    for split in sorted({str(c["split"]) for c in conflicts}):
+        listed = [c for c in conflicts if str(c["split"]) == split]
+        examples = "; ".join(
+            f"{c['path']} ({c['label']!r}) {'=' if c['kind'] == 'identical' else '~'} "
+            f"{c['twin_split']} {c['twin']} ({c['twin_label']!r})"
+            for c in listed[:3]
+        )
+        identical = sum(1 for c in listed if c["kind"] == "identical")
+        found.append(
+            Anomaly(
+                LABEL_CONFLICT,
+                options.severity(LABEL_CONFLICT),
+                f"{len(listed)} {split} image(s) have a copy under another label ({identical} "
+                f"byte-identical, {len(listed) - identical} near duplicates confirmed on pixels): {examples}"
+                + (f" and {len(listed) - 3} more pair(s)" if len(listed) > 3 else ""),
+                split=split,
+                feature=spec.LABEL,
+            )
+        )
+    return {"pairs": conflicts[:MAX_LISTED_PAIRS], "count": len(conflicts)}, found
 
 
 def _cross_pairs(left: list[dict], right: list[dict], max_distance: int) -> list[dict[str, Any]]:
@@ -354,6 +446,7 @@ def _cross_pairs(left: list[dict], right: list[dict], max_distance: int) -> list
             "twin": both[j][spec.PATH],
             "twin_label": both[j].get(spec.LABEL),
             "distance": int(d),
+            "confirm_score": None,
             "sha256": both[i].get(spec.SHA256),
             "twin_sha256": both[j].get(spec.SHA256),
         }

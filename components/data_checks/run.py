@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 from components import fileio
 from components.data_checks import boxes as boxes_lib
 from components.data_checks import checks as checks_lib
-from components.data_checks import readers
+from components.data_checks import duplicates, readers
 
 DETECTION = "detection"  # summary.json's task (ImageExampleGen's tasks.py) whose checks are boxes.py's.
 
@@ -50,11 +51,13 @@ def run_checks(
     pixels = summary.get("pixels") or {}
     near_duplicates: dict = {"note": "no pixel properties in this span (ingest.pixel_properties: false)"}
     classes: list = []
+    confirmed: list | None = None
     if pixels.get("measured"):
         distance = int(pixels["thresholds"]["near_duplicate"])
+        confirmed = _confirmed(rows, summary, options, distance)
         earlier = readers.read_pixels(baseline_pixels) if baseline_pixels else []
         near_duplicates, leaked = checks_lib.near_duplicate_leakage(
-            rows, distance, options, earlier, baseline_span if baseline_pixels else None
+            rows, distance, options, earlier, baseline_span if baseline_pixels else None, confirmed
         )
         near_duplicates["baseline_examples"] = baseline_examples or None
         near_duplicates["baseline_pixels"] = baseline_pixels or None
@@ -65,6 +68,10 @@ def run_checks(
         # Detection has no class per image to set apart (its boxes' shapes are compared instead).
         classes, apart = checks_lib.property_imbalance(rows, options) if not detection else ([], [])
         found += leaked + apart
+    conflicts = None
+    if not detection:  # One image under two labels; detection has no label per image.
+        conflicts, conflicting = checks_lib.label_conflict(rows, options, confirmed or ())
+        found += conflicting
     objects = None
     if detection:
         objects, boxed = _box_checks(
@@ -106,9 +113,29 @@ def run_checks(
         "drift": drift,
         "near_duplicates": near_duplicates,
         "property_classes": classes,
+        **({"label_conflicts": conflicts} if conflicts is not None else {}),
         **({"objects": objects} if objects is not None else {}),
         **checks_lib.decide(found, options.gate),
     }
+
+
+def _confirmed(
+    rows: list[dict], summary: dict, options: checks_lib.CheckOptions, distance: int
+) -> list | None:
+    """Near-duplicate pairs confirmed on the images (duplicates.py), read from the ingestion's root
+    through fileio (catalog paths are relative to it, or absolute, or URIs); None when the summary
+    names no root (an older ingestion): the pHash rule alone then."""
+    root = summary.get("root")
+    if not root:
+        return None
+
+    def read(path: str) -> bytes:
+        full = path if fileio.is_uri(path) or os.path.isabs(path) else os.path.join(root, path)
+        with fileio.open(full, "rb") as f:
+            return f.read()
+
+    confirm = duplicates.ConfirmOptions(options.near_duplicate_candidates, options.near_duplicate_confirm)
+    return duplicates.confirmed_pairs(rows, duplicates.Confirmer(read, confirm), fallback_distance=distance)
 
 
 def _box_checks(

@@ -432,6 +432,9 @@ def _classes(inputs: ReportInputs) -> str:
     totals = ["<b>all</b>"] + [f"<b>{_fmt(sum(c[s] for c in counts.values()))}</b>" for s in splits]
     rows.append(totals + [f"<b>{_fmt(len(ingested))}</b>"])
     body = _table(["class", *splits, "total"], rows, "narrow")
+    source = (inputs.checks.get("summary") or {}).get("splits_from")
+    if source:  # Split folders, a manifest's split column, or each image's content hash.
+        body += f"<p class='note'>Splits from: <b>{_e(source)}</b>.</p>"
     if inputs.thumbnails:
         body += "<h3>Samples per class</h3>"
         for label, samples in inputs.thumbnails.items():
@@ -486,12 +489,15 @@ class QualityShown:
     across_splits: list[dict[str, Any]]  # checks.json pairs: eval/test image ~ train image.
     within: list[tuple[dict[str, Any], dict[str, Any]]]  # Catalog near_duplicate_of, same split.
     across_spans: list[dict[str, Any]]  # checks.json pairs: this span's image ~ previous span's.
+    # checks.json label_conflicts: one image under two labels (shown/twin_shown: the kept copies).
+    label_conflicts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def paths(self) -> set[str]:
         found = {r[spec.PATH] for rows in self.flagged.values() for r in rows}
         found |= {p[key] for p in self.across_splits for key in ("path", "twin")}
         found |= {r[spec.PATH] for pair in self.within for r in pair}
         found |= {p["path"] for p in self.across_spans}
+        found |= {p[key] for p in self.label_conflicts for key in ("shown", "twin_shown")}
         return found
 
     def baseline_paths(self) -> set[str]:
@@ -513,7 +519,8 @@ def quality_shown(catalog: list[dict[str, Any]], checks: dict[str, Any]) -> Qual
         ),
         key=lambda pair: (pair[1][spec.NEAR_DUPLICATE_DISTANCE], pair[1][spec.PATH]),
     )[:MAX_PAIRS]
-    return QualityShown(flagged, across, within, pairs.get("across_spans", [])[:MAX_PAIRS])
+    conflicts = (checks.get("label_conflicts") or {}).get("pairs", [])[:MAX_PAIRS]
+    return QualityShown(flagged, across, within, pairs.get("across_spans", [])[:MAX_PAIRS], conflicts)
 
 
 def _where(split: str, label: str | None) -> str:
@@ -597,26 +604,62 @@ def _reason(row: dict[str, Any], name: str) -> str:
     return name
 
 
-def _pair(left: str, right: str, distance: Any, note: str = "") -> str:
+def _pair(left: str, right: str, distance: Any, note: str = "", score: Any = None) -> str:
+    confirmed = f"<br>confirming score <b>{score:.2f}</b>" if isinstance(score, (int, float)) else ""
     return (
-        f'<div class="pair">{left}{right}<div class="dist">pHash distance <b>{_e(distance)}</b>'
+        f'<div class="pair">{left}{right}<div class="dist">pHash distance <b>{_e(distance)}</b>{confirmed}'
         f"{'<br>' + _e(note) if note else ''}</div></div>"
     )
 
 
+def _label_conflicts(inputs: ReportInputs, shown: QualityShown) -> str:
+    """One image under two labels (label_conflict), the two side by side with their labels."""
+    conflicts = inputs.checks.get("label_conflicts")
+    if conflicts is None:
+        return ""
+    thumbs = inputs.image_thumbnails
+    body = f"<h3>Label conflicts: one image under two labels ({_fmt(conflicts.get('count', 0))})</h3>"
+    if not shown.label_conflicts:
+        return body + "<p>None: no image appears under two labels.</p>"
+    for c in shown.label_conflicts:
+        identical = c["kind"] == "identical"
+        body += _pair(
+            _thumb(thumbs.get(c["shown"]), c["path"], _where(c["split"] or "?", c["label"])),
+            _thumb(thumbs.get(c["twin_shown"]), c["twin"], _where(c["twin_split"] or "?", c["twin_label"])),
+            c["distance"],
+            "byte-identical" if identical else "near duplicate",
+            None if identical else c.get("confirm_score"),
+        )
+    return body
+
+
 def _near_duplicates(inputs: ReportInputs) -> str:
     pairs = inputs.checks.get("near_duplicates", {})
-    if not _measured(inputs.catalog):
-        return _section("near-duplicates", "Near duplicates", "<p>No perceptual hashes were computed.</p>")
     shown = quality_shown(inputs.catalog, inputs.checks)
+    if not _measured(inputs.catalog):  # Byte-identical label conflicts need no hash.
+        none = "<p>No perceptual hashes were computed.</p>" + _label_conflicts(inputs, shown)
+        return _section("near-duplicates", "Near duplicates", none)
     thumbs = inputs.image_thumbnails
     counts = pairs.get("counts", {})
     total_within = sum(1 for r in _measured(inputs.catalog) if r.get(spec.NEAR_DUPLICATE_OF))
-    body = (
-        f"<p>Pairs whose 64-bit perceptual hashes differ in at most {_e(pairs.get('distance', '?'))} bits "
-        "(a re-encoded, resized or slightly cropped copy, or a close look-alike). A byte-identical copy "
-        "in another split is <code>split_leakage</code> (Anomalies); within a split it was dropped at "
-        "ingestion.</p>"
+    confirm = pairs.get("confirm")
+    if confirm:
+        body = (
+            f"<p>Across splits: pairs whose 64-bit perceptual hashes (whole, or one's whole and the "
+            f"other's centre) differ in at most {_e(confirm['candidate_distance'])} bits, confirmed on "
+            "the images' pixels (correlation of "
+            f"aligned thumbnails, crops searched: a score of at least {_e(confirm['min_score'])}), so that "
+            "re-encoded, resized and slightly cropped copies are found and look-alikes are not. Within a "
+            f"split and across spans: pHash within {_e(pairs.get('distance', '?'))} bits. "
+        )
+    else:
+        body = (
+            f"<p>Pairs whose 64-bit perceptual hashes differ in at most {_e(pairs.get('distance', '?'))} "
+            "bits (a re-encoded, resized or slightly cropped copy, or a close look-alike). "
+        )
+    body += (
+        "A byte-identical copy in another split is <code>split_leakage</code> (Anomalies); within a split "
+        "it was dropped at ingestion.</p>"
     )
     leaked = _fmt(counts.get("across_splits", 0))
     body += f"<h3>Across splits: eval or test image beside its train twin ({leaked})</h3>"
@@ -627,6 +670,7 @@ def _near_duplicates(inputs: ReportInputs) -> str:
                 _thumb(thumbs.get(p["twin"]), p["twin"], _where("train", p["twin_label"])),
                 p["distance"],
                 "leaks into evaluation",
+                p.get("confirm_score"),
             )
             for p in shown.across_splits
         )
@@ -667,6 +711,7 @@ def _near_duplicates(inputs: ReportInputs) -> str:
         )
     elif pairs.get("note"):
         body += f"<p class='note'>{_e(pairs['note'])}</p>"
+    body += _label_conflicts(inputs, shown)
     return _section("near-duplicates", "Near duplicates", body)
 
 
