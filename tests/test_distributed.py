@@ -314,3 +314,29 @@ def test_a_search_where_no_trial_completes_fails_naming_each_trial_and_why(
     with pytest.raises(RuntimeError, match=r"no trial completed \(2 failed\)") as raised:
         tuner.search()
     assert str(raised.value).count("killed by SIGSEGV 2 times") == 2
+
+
+def test_a_training_process_that_dies_after_its_restart_fails_naming_signal_settings_and_log(
+    shapes_examples, tmp_path, monkeypatch
+):
+    from components.image_model import trainer_module
+
+    examples_dir, labels, _ = shapes_examples
+    spec = spec_for(examples_dir, labels, tmp_path, epochs=2)
+    crash = [sys.executable, "-c", "import os, signal; print('about to crash', flush=True); os.abort()"]
+
+    def start(kind, spec_path, env, log, stream=False):  # Every start of the process aborts.
+        return subprocess.Popen(crash, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    monkeypatch.setattr(workers, "_start", start)
+    with pytest.raises(workers.WorkerError) as raised:
+        workers.run_training_process(spec.to_json(), log_dir=str(tmp_path / "logs"))
+    error = raised.value
+    assert error.reason == (
+        "train worker 0 killed by SIGABRT (after: worker 0 was killed by SIGABRT; started again)"
+    )
+    assert error.logs == [f"{tmp_path / 'logs'}/worker-0.log"] and os.path.exists(error.logs[0])
+    assert "about to crash" in error.tail
+    message = trainer_module.training_failure(error, spec, "classification")
+    assert message.startswith("Trainer: the training process failed: train worker 0 killed by SIGABRT")
+    assert "hyperparameters" in message and "image_size 32" in message and error.logs[0] in message

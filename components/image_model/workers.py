@@ -104,7 +104,7 @@ def _launch(
                 env = dict(os.environ, TF_USE_LEGACY_KERAS="1", CVPIPE_THREADS=str(threads), **extra)
                 log = open(os.path.join(workdir, f"worker-{index}.log"), "w")
                 workers.append(_Worker(index, env, log, _start(kind, spec_path, env, log, stream)))
-            failed = _wait(
+            failed, culprit = _wait(
                 workers, timeout, on_exit, lambda w: _start(kind, spec_path, w.env, w.log, stream), notes
             )
         finally:
@@ -120,7 +120,8 @@ def _launch(
         kept = [f"{log_dir.rstrip('/')}/{os.path.basename(path)}" for path in logs] if log_dir else []
         error = None
         if failed or any(codes):
-            culprit = next((i for i, code in enumerate(codes) if code), 0)
+            if culprit is None:  # Timed out: the first worker that had not finished.
+                culprit = next((i for i, code in enumerate(codes) if code), 0)
             reason = f"{kind} {failed or f'worker {culprit} {describe_exit(codes[culprit])}'}"
             if notes:
                 reason += f" (after: {'; '.join(notes)})"
@@ -253,9 +254,12 @@ def use_standby(standby: Standby | None) -> None:
     _STANDBY = standby
 
 
-def _wait(workers: list[_Worker], timeout: float, on_exit, restart, notes: list[str]) -> str | None:
-    """Waits until every worker exits, starting again those ``on_exit`` gives a note for; the
-    reason to stop early, if any (None when a worker failed: its exit status tells)."""
+def _wait(
+    workers: list[_Worker], timeout: float, on_exit, restart, notes: list[str]
+) -> tuple[str | None, int | None]:
+    """Waits until every worker exits, starting again those ``on_exit`` gives a note for. Returns
+    the reason to stop early ("timed out"; None when a worker failed: its exit status tells) and
+    the index of the worker that failed, if one did (the others are then killed by the caller)."""
     deadline = time.time() + timeout
     while True:
         for worker in workers:
@@ -267,16 +271,16 @@ def _wait(workers: list[_Worker], timeout: float, on_exit, restart, notes: list[
             worker.log.flush()
             note = on_exit(worker.index, worker.env, code, log_tail(worker.log.name))
             if note is None:
-                return None
+                return None, worker.index
             notes.append(note)
             worker.log.write(f"\n[cvpipe] {note}\n")
             worker.log.flush()
             logging.warning("cvpipe: %s", note)
             worker.process = restart(worker)
         if all(w.process.poll() == 0 for w in workers):
-            return None
+            return None, None
         if time.time() > deadline:
-            return "timed out"
+            return "timed out", None
         time.sleep(0.5)
 
 
