@@ -37,7 +37,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from bench.detection import directory_size  # noqa: E402 (after the path set-up)
-from bench.detection_pipeline import cvpipe  # noqa: E402
+from bench.detection_pipeline import cvpipe, print_results  # noqa: E402
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -127,21 +127,7 @@ def main() -> None:
     parity = detection.check_parity(serving[0], models, patterns, max_map_drop=0.02)
     saved_bytes = directory_size(serving[0])
 
-    print(f"\n{'component':22}{'seconds':>10}")
-    for node, value in nodes.items():
-        print(f"{node:22}{value:>10.1f}")
-    print(f"{'whole command':22}{seconds:>10.1f}")
-    for line in printed.splitlines():
-        if line.startswith(("Tuned:", "Test mAP", "Evaluation:", "TFLite ", "Edge model:", "Failed trial")):
-            print(line)
-    print(f"\nheld-out photos: {held['images']} images, {held['boxes']} boxes (pycocotools)")
-    print(f"{'model':16}{'mAP@0.5':>10}{'mAP':>10}{'size':>14}{'x SavedModel':>14}")
-    print(f"{'SavedModel':16}{held['map50']:>10.4f}{held['map']:>10.4f}{saved_bytes:>14}{1.0:>14.2f}")
-    for variant in parity["variants"]:
-        print(
-            f"{'TFLite ' + variant['mode']:16}{variant['map50']:>10.4f}{variant['map']:>10.4f}"
-            f"{variant['size_bytes']:>14}{variant['size_bytes'] / saved_bytes:>14.2f}"
-        )
+    print_results(nodes, seconds, printed, held, parity, saved_bytes, what="photos")
     int8 = next((v for v in parity["variants"] if v["mode"] == "int8"), None)
     met = {"held-out mAP@0.5 >= 0.70": held["map50"] >= 0.70}
     if int8:

@@ -65,6 +65,35 @@ def cvpipe(args: list[str], log_path: str) -> tuple[float, dict[str, float], str
     return seconds, nodes, "".join(lines)
 
 
+def print_results(
+    nodes: dict[str, float],
+    seconds: float,
+    printed: str,
+    held: dict,
+    parity: dict,
+    saved_bytes: int,
+    *,
+    what: str,
+    target: str = "",
+) -> None:
+    """Seconds per component, the run's own summary lines, and the held-out mAP of each model."""
+    print(f"\n{'component':22}{'seconds':>10}")
+    for node, value in nodes.items():
+        print(f"{node:22}{value:>10.1f}")
+    print(f"{'whole command':22}{seconds:>10.1f}{target}")
+    for line in printed.splitlines():
+        if line.startswith(("Tuned:", "Test mAP", "Evaluation:", "TFLite ", "Edge model:", "Failed trial")):
+            print(line)
+    print(f"\nheld-out {what}: {held['images']} images, {held['boxes']} boxes (pycocotools)")
+    print(f"{'model':16}{'mAP@0.5':>10}{'mAP':>10}{'size':>14}{'x SavedModel':>14}")
+    print(f"{'SavedModel':16}{held['map50']:>10.4f}{held['map']:>10.4f}{saved_bytes:>14}{1.0:>14.2f}")
+    for variant in parity["variants"]:
+        print(
+            f"{'TFLite ' + variant['mode']:16}{variant['map50']:>10.4f}{variant['map']:>10.4f}"
+            f"{variant['size_bytes']:>14}{variant['size_bytes'] / saved_bytes:>14.2f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=1000)
@@ -110,21 +139,9 @@ def main() -> None:
     parity = detection.check_parity(serving, models, patterns, max_map_drop=0.02)
     saved_bytes = directory_size(serving)
 
-    print(f"\n{'component':22}{'seconds':>10}")
-    for node, value in nodes.items():
-        print(f"{node:22}{value:>10.1f}")
-    print(f"{'whole command':22}{seconds:>10.1f}   (target <= 600)")
-    for line in printed.splitlines():
-        if line.startswith(("Tuned:", "Test mAP", "Evaluation:", "TFLite ")):
-            print(line)
-    print(f"\nheld-out scenes: {held['images']} images, {held['boxes']} boxes (pycocotools)")
-    print(f"{'model':16}{'mAP@0.5':>10}{'mAP':>10}{'size':>14}{'x SavedModel':>14}")
-    print(f"{'SavedModel':16}{held['map50']:>10.4f}{held['map']:>10.4f}{saved_bytes:>14}{1.0:>14.2f}")
-    for variant in parity["variants"]:
-        print(
-            f"{'TFLite ' + variant['mode']:16}{variant['map50']:>10.4f}{variant['map']:>10.4f}"
-            f"{variant['size_bytes']:>14}{variant['size_bytes'] / saved_bytes:>14.2f}"
-        )
+    print_results(
+        nodes, seconds, printed, held, parity, saved_bytes, what="scenes", target="   (target <= 600)"
+    )
     int8 = next((v for v in parity["variants"] if v["mode"] == "int8"), None)
     met = {
         "time <= 600 s": seconds <= 600,

@@ -49,6 +49,18 @@ def section(anchor: str, title: str, body: str) -> str:
     return f'<section id="{anchor}"><h2>{escape(title)}</h2>{body}</section>'
 
 
+EDGE_TITLE = "TFLite against the SavedModel"
+
+
+def no_edge_section(edge: list | None) -> str | None:
+    """The edge section when there is nothing to compare (no export, or no variant); else None."""
+    if edge is None:
+        return section("edge", EDGE_TITLE, "<p>No TFLite export in this run (edge.enabled: false).</p>")
+    if not edge:
+        return section("edge", EDGE_TITLE, "<p>No TFLite variant to compare.</p>")
+    return None
+
+
 def tuning_section(review: dict) -> str:
     title = "Tuning trials"
     tuning = review.get("tuning")

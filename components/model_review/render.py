@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from components.model_review import render_detection
 from components.model_review.page import (
+    EDGE_TITLE,
     bar,
     curves_section,
     document,
     escape,
+    no_edge_section,
     number,
     section,
     table,
@@ -156,12 +158,11 @@ def _mistakes(review: dict) -> str:
 
 
 def _edge(review: dict) -> str:
-    title = "TFLite against the SavedModel"
+    title = EDGE_TITLE
     edge = review.get("edge")
-    if edge is None:
-        return section("edge", title, "<p>No TFLite export in this run (edge.enabled: false).</p>")
-    if not edge:
-        return section("edge", title, "<p>No TFLite variant to compare.</p>")
+    empty = no_edge_section(edge)
+    if empty:
+        return empty
     rows = [
         [
             f"<code>{escape(v['mode'])}</code>",

@@ -16,10 +16,12 @@ from __future__ import annotations
 from components.model_review import spec
 from components.model_review.page import (
     COLOURS,
+    EDGE_TITLE,
     bar,
     curves_section,
     document,
     escape,
+    no_edge_section,
     number,
     section,
     table,
@@ -213,12 +215,11 @@ def _worst(review: dict) -> str:
 
 
 def _edge(review: dict) -> str:
-    title = "TFLite against the SavedModel"
+    title = EDGE_TITLE
     edge = review.get("edge")
-    if edge is None:
-        return section("edge", title, "<p>No TFLite export in this run (edge.enabled: false).</p>")
-    if not edge:
-        return section("edge", title, "<p>No TFLite variant to compare.</p>")
+    empty = no_edge_section(edge)
+    if empty:
+        return empty
     rows = [
         [
             f"<code>{escape(v['mode'])}</code>",
